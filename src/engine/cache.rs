@@ -1,0 +1,145 @@
+//! LRU cache of recall results, keyed by normalised query text and `k`.
+//!
+//! Any `remember` may change any ranking, so the engine clears the whole cache on every write
+//! rather than trying to work out which entries a new event could affect.
+
+use std::num::NonZeroUsize;
+
+use lru::LruCache;
+
+use super::embed::words;
+use super::recall::RecallResult;
+
+/// Cache key: the query's lowercased words joined by single spaces, plus `k`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    /// Normalised query text.
+    pub text: String,
+    /// Number of results asked for.
+    pub k: usize,
+}
+
+impl CacheKey {
+    /// Key for `query` and `k`; queries differing only in case, punctuation or spacing share
+    /// a key because they embed and rank identically.
+    pub fn new(query: &str, k: usize) -> Self {
+        let mut text = String::with_capacity(query.len());
+        for w in words(query) {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.extend(w.chars().flat_map(char::to_lowercase));
+        }
+        Self { text, k }
+    }
+}
+
+/// Recall result cache with hit and miss counters. Capacity 0 disables it.
+#[derive(Debug)]
+pub struct RecallCache {
+    lru: Option<LruCache<CacheKey, RecallResult>>,
+    hits: u64,
+    misses: u64,
+}
+
+impl RecallCache {
+    /// A cache holding up to `capacity` results (0 = disabled, every lookup misses).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            lru: NonZeroUsize::new(capacity).map(LruCache::new),
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Looks `key` up, counting a hit or a miss.
+    pub fn get(&mut self, key: &CacheKey) -> Option<RecallResult> {
+        let found = self.lru.as_mut().and_then(|l| l.get(key).cloned());
+        if found.is_some() {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+        found
+    }
+
+    /// Stores a result.
+    pub fn put(&mut self, key: CacheKey, value: RecallResult) {
+        if let Some(l) = self.lru.as_mut() {
+            l.put(key, value);
+        }
+    }
+
+    /// Drops every entry (counters are kept).
+    pub fn invalidate(&mut self) {
+        if let Some(l) = self.lru.as_mut() {
+            l.clear();
+        }
+    }
+
+    /// `(hits, misses)` since creation.
+    pub fn stats(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+
+    /// Number of cached results.
+    pub fn len(&self) -> usize {
+        self.lru.as_ref().map_or(0, LruCache::len)
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(id: i64) -> RecallResult {
+        RecallResult {
+            ids: vec![id],
+            scores: vec![1.0],
+            json: String::new(),
+            cached: false,
+        }
+    }
+
+    #[test]
+    fn keys_normalise_case_punctuation_and_spacing() {
+        assert_eq!(
+            CacheKey::new("  Foo,  BAR! ", 3),
+            CacheKey::new("foo bar", 3)
+        );
+        assert_ne!(CacheKey::new("foo bar", 3), CacheKey::new("foo bar", 4));
+    }
+
+    #[test]
+    fn counts_hits_and_misses_evicts_lru_and_invalidates() {
+        let mut c = RecallCache::new(2);
+        let (a, b, d) = (
+            CacheKey::new("a", 1),
+            CacheKey::new("b", 1),
+            CacheKey::new("d", 1),
+        );
+        assert!(c.get(&a).is_none());
+        c.put(a.clone(), result(1));
+        c.put(b.clone(), result(2));
+        assert_eq!(c.get(&a).unwrap().ids, vec![1]);
+        c.put(d.clone(), result(3)); // evicts b, the least recently used
+        assert!(c.get(&b).is_none());
+        assert_eq!(c.stats(), (1, 2));
+        c.invalidate();
+        assert!(c.is_empty());
+        assert!(c.get(&a).is_none());
+    }
+
+    #[test]
+    fn zero_capacity_disables() {
+        let mut c = RecallCache::new(0);
+        c.put(CacheKey::new("a", 1), result(1));
+        assert!(c.get(&CacheKey::new("a", 1)).is_none());
+        assert_eq!(c.len(), 0);
+    }
+}

@@ -1,0 +1,350 @@
+//! Consolidation: turns batches of raw events into semantic facts.
+//!
+//! Stages per batch: `load_events` -> `cluster` -> `extract_patterns` -> `validate` ->
+//! `store_facts`. Every event of a batch ends up either linked to a fact or marked as examined
+//! noise, in the same transaction as the facts, so the backlog always shrinks and a failure
+//! leaves no half-written batch behind.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::cluster::{kmeans, KMeans, KMeansParams};
+use super::embed::tokenize;
+use super::error::{EngineError, Result};
+use super::store::{FactDraft, FactWriteStats, Store};
+
+/// Consolidation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsolidateOptions {
+    /// Most events per batch (one batch = one run of the five stages).
+    pub batch: usize,
+    /// Stop after this many batches (default 1: one `consolidate` call = one batch, the unit
+    /// the workloads measure); `None` works through the whole backlog.
+    pub max_batches: Option<usize>,
+    /// Target cluster size: a batch of `n` events gets `n / events_per_cluster` clusters.
+    pub events_per_cluster: usize,
+    /// Lloyd iterations per batch.
+    pub max_iter: usize,
+    /// Fewest events a cluster needs to become a fact.
+    pub min_support: usize,
+    /// Lowest mean cosine similarity of a cluster's events to its centroid for a fact.
+    pub min_cohesion: f32,
+    /// Salient terms stored per fact.
+    pub terms_per_fact: usize,
+    /// Salient terms forming the fact's unique signature.
+    pub signature_terms: usize,
+    /// k-means++ seed.
+    pub seed: u64,
+    /// TEST-ONLY fault injection: inside each batch's write transaction, fail after this many
+    /// fact writes (the transaction rolls back). Never set it in production; not serialised.
+    #[serde(skip)]
+    pub fail_after_fact_writes: Option<usize>,
+}
+
+impl Default for ConsolidateOptions {
+    fn default() -> Self {
+        Self {
+            batch: 1_000,
+            max_batches: Some(1),
+            events_per_cluster: 20,
+            max_iter: 10,
+            min_support: 5,
+            min_cohesion: 0.36,
+            terms_per_fact: 5,
+            signature_terms: 3,
+            seed: 7,
+            fail_after_fact_writes: None,
+        }
+    }
+}
+
+impl ConsolidateOptions {
+    /// Checks ranges; the message names the offending field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(EngineError::InvalidConfig(format!("consolidation: {m}")));
+        if self.batch == 0 {
+            return bad("batch must be at least 1");
+        }
+        if self.events_per_cluster == 0 {
+            return bad("events_per_cluster must be at least 1");
+        }
+        if self.max_iter == 0 {
+            return bad("max_iter must be at least 1");
+        }
+        if self.signature_terms == 0 || self.terms_per_fact < self.signature_terms {
+            return bad("need 1 <= signature_terms <= terms_per_fact");
+        }
+        if !self.min_cohesion.is_finite() {
+            return bad("min_cohesion must be a finite number");
+        }
+        Ok(())
+    }
+}
+
+/// What one `consolidate` call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsolidationReport {
+    /// Batches processed.
+    pub batches: usize,
+    /// Events loaded from the backlog.
+    pub events_loaded: usize,
+    /// Non-empty clusters formed.
+    pub clusters: usize,
+    /// Clusters accepted as facts.
+    pub accepted: usize,
+    /// Clusters rejected by validation.
+    pub rejected: usize,
+    /// New fact rows.
+    pub facts_created: usize,
+    /// Accepted clusters that joined an existing fact with the same signature.
+    pub facts_merged: usize,
+    /// Events linked to facts.
+    pub events_in_facts: usize,
+    /// Events marked as examined noise.
+    pub events_rejected: usize,
+}
+
+/// A batch of pending events with flat embeddings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// Event ids.
+    pub ids: Vec<i64>,
+    /// Timestamps.
+    pub ts: Vec<i64>,
+    /// Texts.
+    pub texts: Vec<String>,
+    /// Embeddings, `len * dim` values.
+    pub data: Vec<f32>,
+    /// Embedding dimension.
+    pub dim: usize,
+}
+
+impl Batch {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when the backlog was empty.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// A candidate fact: one cluster and what describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pattern {
+    /// Member positions in the batch.
+    pub members: Vec<usize>,
+    /// Similarity of each member to the centroid (aligned with `members`).
+    pub similarity: Vec<f32>,
+    /// Salient terms, most salient first.
+    pub terms: Vec<String>,
+    /// Id of the member nearest the centroid.
+    pub representative: i64,
+    /// Mean member-to-centroid similarity (filled in by `validate`).
+    pub cohesion: f32,
+}
+
+/// Stage `load_events`: up to `limit` pending events, oldest first.
+#[inline(never)]
+pub fn load_events(store: &Store, limit: usize) -> Result<Batch> {
+    let _s = crate::stage::stage("load_events");
+    let rows = store.load_pending(limit)?;
+    let dim = store.dim();
+    let mut b = Batch {
+        ids: Vec::with_capacity(rows.len()),
+        ts: Vec::with_capacity(rows.len()),
+        texts: Vec::with_capacity(rows.len()),
+        data: Vec::with_capacity(rows.len() * dim),
+        dim,
+    };
+    for r in rows {
+        b.ids.push(r.id);
+        b.ts.push(r.ts);
+        b.texts.push(r.text);
+        b.data.extend_from_slice(&r.embedding);
+    }
+    Ok(b)
+}
+
+/// Stage `cluster`: k-means over the batch with `k = len / events_per_cluster`.
+#[inline(never)]
+pub fn cluster(batch: &Batch, opts: &ConsolidateOptions) -> KMeans {
+    let _s = crate::stage::stage("cluster");
+    let k = (batch.len() / opts.events_per_cluster.max(1)).max(1);
+    kmeans(
+        &batch.data,
+        batch.dim,
+        KMeansParams {
+            k,
+            max_iter: opts.max_iter,
+            seed: opts.seed,
+        },
+    )
+}
+
+/// Stage `extract_patterns`: per cluster, the terms that are frequent in the cluster relative
+/// to the batch (document-frequency KL contribution `p_c * ln(p_c / p_b)`), and the member
+/// nearest the centroid as representative.
+#[inline(never)]
+pub fn extract_patterns(batch: &Batch, km: &KMeans, opts: &ConsolidateOptions) -> Vec<Pattern> {
+    let _s = crate::stage::stage("extract_patterns");
+    let docs: Vec<Vec<String>> = batch
+        .texts
+        .iter()
+        .map(|t| {
+            let mut w = tokenize(t);
+            w.sort_unstable();
+            w.dedup();
+            w
+        })
+        .collect();
+    let mut batch_df: HashMap<&str, u32> = HashMap::new();
+    for d in &docs {
+        for w in d {
+            *batch_df.entry(w.as_str()).or_insert(0) += 1;
+        }
+    }
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); km.k()];
+    for (i, &c) in km.assignments.iter().enumerate() {
+        members[c as usize].push(i);
+    }
+    let n_b = batch.len() as f64;
+    let mut out = Vec::new();
+    for m in members.into_iter().filter(|m| !m.is_empty()) {
+        let mut df: HashMap<&str, u32> = HashMap::new();
+        for &i in &m {
+            for w in &docs[i] {
+                *df.entry(w.as_str()).or_insert(0) += 1;
+            }
+        }
+        let n_c = m.len() as f64;
+        let mut scored: Vec<(f64, &str)> = df
+            .into_iter()
+            .filter(|&(_, c)| c >= 2)
+            .filter_map(|(w, c)| {
+                let p_c = f64::from(c) / n_c;
+                let p_b = f64::from(*batch_df.get(w)?) / n_b;
+                (p_c > p_b).then(|| (p_c * (p_c / p_b).ln(), w))
+            })
+            .collect();
+        // Full ordering (score, then term) because hash-map order must not leak out.
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+        let terms = scored
+            .iter()
+            .take(opts.terms_per_fact)
+            .map(|(_, w)| (*w).to_owned())
+            .collect();
+        let similarity: Vec<f32> = m.iter().map(|&i| km.similarity[i]).collect();
+        let mut rep = 0;
+        for (j, &s) in similarity.iter().enumerate() {
+            if s > similarity[rep] {
+                rep = j;
+            }
+        }
+        out.push(Pattern {
+            representative: batch.ids[m[rep]],
+            members: m,
+            similarity,
+            terms,
+            cohesion: 0.0,
+        });
+    }
+    out
+}
+
+/// Stage `validate`: the quality gate. A cluster becomes a fact only with enough support,
+/// enough cohesion and enough salient terms to sign it; the rest is treated as noise.
+#[inline(never)]
+pub fn validate(
+    mut patterns: Vec<Pattern>,
+    opts: &ConsolidateOptions,
+) -> (Vec<Pattern>, Vec<Pattern>) {
+    let _s = crate::stage::stage("validate");
+    let mut accepted = Vec::new();
+    let mut rejected = Vec::new();
+    for mut p in patterns.drain(..) {
+        p.cohesion = if p.similarity.is_empty() {
+            0.0
+        } else {
+            p.similarity.iter().sum::<f32>() / p.similarity.len() as f32
+        };
+        let ok = p.members.len() >= opts.min_support
+            && p.cohesion >= opts.min_cohesion
+            && p.terms.len() >= opts.signature_terms;
+        if ok {
+            accepted.push(p);
+        } else {
+            rejected.push(p);
+        }
+    }
+    (accepted, rejected)
+}
+
+/// Stage `store_facts`: one transaction writing the accepted facts (deduplicated by signature)
+/// and marking every event of the batch.
+#[inline(never)]
+pub fn store_facts(
+    store: &mut Store,
+    batch: &Batch,
+    accepted: &[Pattern],
+    rejected: &[Pattern],
+    opts: &ConsolidateOptions,
+) -> Result<FactWriteStats> {
+    let _s = crate::stage::stage("store_facts");
+    let drafts: Vec<FactDraft> = accepted
+        .iter()
+        .map(|p| {
+            let mut sig: Vec<&str> = p
+                .terms
+                .iter()
+                .take(opts.signature_terms)
+                .map(String::as_str)
+                .collect();
+            sig.sort_unstable();
+            FactDraft {
+                signature: sig.join(" "),
+                terms: p.terms.clone(),
+                representative_event: p.representative,
+                cohesion: f64::from(p.cohesion),
+                created_at: p.members.iter().map(|&i| batch.ts[i]).max().unwrap_or(0),
+                members: p.members.iter().map(|&i| batch.ids[i]).collect(),
+            }
+        })
+        .collect();
+    let rejected_ids: Vec<i64> = rejected
+        .iter()
+        .flat_map(|p| p.members.iter().map(|&i| batch.ids[i]))
+        .collect();
+    store.write_facts(&drafts, &rejected_ids, opts.fail_after_fact_writes)
+}
+
+/// Runs consolidation batches until the backlog is empty or `max_batches` is reached.
+pub fn run(store: &mut Store, opts: &ConsolidateOptions) -> Result<ConsolidationReport> {
+    opts.validate()?;
+    let mut report = ConsolidationReport::default();
+    while opts.max_batches.is_none_or(|m| report.batches < m) {
+        let batch = load_events(store, opts.batch)?;
+        if batch.is_empty() {
+            break;
+        }
+        let km = cluster(&batch, opts);
+        let patterns = extract_patterns(&batch, &km, opts);
+        let clusters = patterns.len();
+        let (accepted, rejected) = validate(patterns, opts);
+        let stats = store_facts(store, &batch, &accepted, &rejected, opts)?;
+        report.batches += 1;
+        report.events_loaded += batch.len();
+        report.clusters += clusters;
+        report.accepted += accepted.len();
+        report.rejected += rejected.len();
+        report.facts_created += stats.created;
+        report.facts_merged += stats.merged;
+        report.events_in_facts += stats.linked_events;
+        report.events_rejected += stats.rejected_events;
+    }
+    Ok(report)
+}

@@ -1,0 +1,317 @@
+//! In-memory vector index: exact brute force and IVF (inverted file) approximate search.
+//!
+//! Vectors live in per-list contiguous buffers, so an IVF probe streams through memory and an
+//! exact search is simply "probe every list". Before training there is a single list and the
+//! IVF search is exact.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use super::cluster::{dot, kmeans, nearest, KMeansParams};
+
+/// One search result: an event id and its cosine similarity to the query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// Event id.
+    pub id: i64,
+    /// Cosine similarity (dot product of unit vectors).
+    pub score: f32,
+}
+
+/// Heap entry ordered so that `BinaryHeap` (a max-heap) keeps the *worst* hit on top.
+#[derive(Debug, Clone, Copy)]
+struct Worst(Hit);
+
+impl PartialEq for Worst {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Worst {}
+impl PartialOrd for Worst {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Worst {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Lower score is "greater" (worse); among equal scores the higher id is worse, which
+        // makes ties resolve the same way in exact and IVF search.
+        other
+            .0
+            .score
+            .total_cmp(&self.0.score)
+            .then(self.0.id.cmp(&other.0.id))
+    }
+}
+
+/// Bounded top-k collector: O(log k) per accepted hit, O(1) per rejected one.
+#[derive(Debug)]
+pub struct TopK {
+    k: usize,
+    heap: BinaryHeap<Worst>,
+}
+
+impl TopK {
+    /// A collector keeping the best `k` hits.
+    pub fn new(k: usize) -> Self {
+        Self {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    /// Offers one hit.
+    #[inline]
+    pub fn push(&mut self, id: i64, score: f32) {
+        if self.k == 0 {
+            return;
+        }
+        let w = Worst(Hit { id, score });
+        if self.heap.len() < self.k {
+            self.heap.push(w);
+        } else if let Some(top) = self.heap.peek() {
+            if w < *top {
+                self.heap.pop();
+                self.heap.push(w);
+            }
+        }
+    }
+
+    /// The kept hits, best first (ties by ascending id).
+    pub fn into_sorted(self) -> Vec<Hit> {
+        // Ascending in `Worst` order is best-first.
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|w| w.0)
+            .collect()
+    }
+}
+
+/// One inverted list: ids and their vectors, stored contiguously.
+#[derive(Debug, Clone, Default)]
+struct InvList {
+    ids: Vec<i64>,
+    data: Vec<f32>,
+}
+
+/// IVF training parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrainParams {
+    /// Number of inverted lists (coarse centroids).
+    pub nlist: usize,
+    /// Lloyd iterations for the coarse k-means.
+    pub iterations: usize,
+    /// At most this many vectors (an even stride through the data) train the centroids.
+    pub sample: usize,
+    /// k-means++ seed.
+    pub seed: u64,
+}
+
+/// Vector index with exact and IVF search over unit-length vectors.
+#[derive(Debug, Clone)]
+pub struct IvfIndex {
+    dim: usize,
+    /// `nlist * dim` coarse centroids; empty while untrained.
+    centroids: Vec<f32>,
+    lists: Vec<InvList>,
+    len: usize,
+}
+
+impl IvfIndex {
+    /// An empty, untrained index for `dim`-dimensional vectors.
+    pub fn new(dim: usize) -> Self {
+        Self {
+            dim: dim.max(1),
+            centroids: Vec::new(),
+            lists: vec![InvList::default()],
+            len: 0,
+        }
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Number of vectors stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no vector is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of inverted lists (1 while untrained).
+    pub fn nlist(&self) -> usize {
+        self.lists.len()
+    }
+
+    /// True once coarse centroids exist.
+    pub fn is_trained(&self) -> bool {
+        !self.centroids.is_empty()
+    }
+
+    /// Sizes of the inverted lists (for diagnostics and balance checks).
+    pub fn list_sizes(&self) -> Vec<usize> {
+        self.lists.iter().map(|l| l.ids.len()).collect()
+    }
+
+    /// Adds one vector; after training it goes to the list of its nearest centroid.
+    /// A vector of the wrong length is truncated or zero-padded rather than corrupting the
+    /// flat storage.
+    pub fn insert(&mut self, id: i64, v: &[f32]) {
+        let list = if self.is_trained() {
+            nearest(&self.centroids, self.dim, v).0
+        } else {
+            0
+        };
+        let l = &mut self.lists[list];
+        l.ids.push(id);
+        if v.len() >= self.dim {
+            l.data.extend_from_slice(&v[..self.dim]);
+        } else {
+            l.data.extend_from_slice(v);
+            l.data.resize(l.ids.len() * self.dim, 0.0);
+        }
+        self.len += 1;
+    }
+
+    /// (Re)trains the coarse centroids on the stored vectors and redistributes them.
+    /// `nlist` is capped so that each list holds at least a few vectors on average.
+    pub fn train(&mut self, params: TrainParams) {
+        let dim = self.dim;
+        let mut ids = Vec::with_capacity(self.len);
+        let mut data = Vec::with_capacity(self.len * dim);
+        for l in self.lists.drain(..) {
+            ids.extend_from_slice(&l.ids);
+            data.extend_from_slice(&l.data);
+        }
+        let n = ids.len();
+        let nlist = params.nlist.min(n / 4).max(1);
+        if nlist <= 1 {
+            self.centroids.clear();
+            self.lists = vec![InvList { ids, data }];
+            return;
+        }
+        let step = n.div_ceil(params.sample.max(nlist)).max(1);
+        let sample: Vec<f32> = data
+            .chunks_exact(dim)
+            .step_by(step)
+            .flatten()
+            .copied()
+            .collect();
+        let km = kmeans(
+            &sample,
+            dim,
+            KMeansParams {
+                k: nlist,
+                max_iter: params.iterations,
+                seed: params.seed,
+            },
+        );
+        self.centroids = km.centroids;
+        let k = self.centroids.len() / dim;
+        self.lists = vec![InvList::default(); k];
+        self.len = 0;
+        for (id, row) in ids.into_iter().zip(data.chunks_exact(dim)) {
+            self.insert(id, row);
+        }
+    }
+
+    /// Exact top-`k` by cosine similarity.
+    pub fn search_exact(&self, q: &[f32], k: usize) -> Vec<Hit> {
+        let mut top = TopK::new(k);
+        for l in &self.lists {
+            scan(l, self.dim, q, &mut top);
+        }
+        top.into_sorted()
+    }
+
+    /// Approximate top-`k`: scans the `nprobe` lists whose centroids are most similar to `q`.
+    /// Exact when untrained or when `nprobe >= nlist`.
+    pub fn search(&self, q: &[f32], k: usize, nprobe: usize) -> Vec<Hit> {
+        if !self.is_trained() || nprobe >= self.lists.len() {
+            return self.search_exact(q, k);
+        }
+        let mut probe = TopK::new(nprobe.max(1));
+        for (i, c) in self.centroids.chunks_exact(self.dim).enumerate() {
+            probe.push(i as i64, dot(c, q));
+        }
+        let mut top = TopK::new(k);
+        for p in probe.into_sorted() {
+            scan(&self.lists[p.id as usize], self.dim, q, &mut top);
+        }
+        top.into_sorted()
+    }
+}
+
+#[inline]
+fn scan(l: &InvList, dim: usize, q: &[f32], top: &mut TopK) {
+    for (&id, row) in l.ids.iter().zip(l.data.chunks_exact(dim)) {
+        top.push(id, dot(row, q));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::cluster::normalize;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn random_unit(rng: &mut ChaCha8Rng, dim: usize) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        normalize(&mut v);
+        v
+    }
+
+    #[test]
+    fn topk_keeps_best_sorted_with_id_tiebreak() {
+        let mut t = TopK::new(3);
+        for (id, s) in [(1, 0.1), (2, 0.9), (3, 0.5), (4, 0.9), (5, 0.2), (6, 0.7)] {
+            t.push(id, s);
+        }
+        let ids: Vec<i64> = t.into_sorted().iter().map(|h| h.id).collect();
+        assert_eq!(ids, vec![2, 4, 6]);
+    }
+
+    #[test]
+    fn exact_search_matches_brute_force_and_ivf_with_all_lists_is_exact() {
+        let dim = 16;
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut idx = IvfIndex::new(dim);
+        let vecs: Vec<Vec<f32>> = (0..500).map(|_| random_unit(&mut rng, dim)).collect();
+        for (i, v) in vecs.iter().enumerate() {
+            idx.insert(i as i64, v);
+        }
+        let q = random_unit(&mut rng, dim);
+        let mut brute: Vec<(i64, f32)> = vecs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64, dot(v, &q)))
+            .collect();
+        brute.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let exact: Vec<i64> = idx.search_exact(&q, 5).iter().map(|h| h.id).collect();
+        assert_eq!(exact, brute[..5].iter().map(|x| x.0).collect::<Vec<_>>());
+
+        idx.train(TrainParams {
+            nlist: 8,
+            iterations: 5,
+            sample: 10_000,
+            seed: 1,
+        });
+        assert!(idx.is_trained());
+        assert_eq!(idx.nlist(), 8);
+        assert_eq!(idx.len(), 500);
+        assert_eq!(idx.list_sizes().iter().sum::<usize>(), 500);
+        let all: Vec<i64> = idx.search(&q, 5, 8).iter().map(|h| h.id).collect();
+        assert_eq!(all, exact);
+        // Inserting after training lands in exactly one list and is findable.
+        idx.insert(10_000, &q);
+        assert_eq!(idx.search(&q, 1, 1)[0].id, 10_000);
+    }
+}

@@ -1,0 +1,309 @@
+//! The agent-memory engine under test: events in SQLite, feature-hashed embeddings, IVF vector
+//! search with hybrid re-ranking, and consolidation of events into facts.
+//!
+//! Every pipeline step is a separate `#[inline(never)]` function opening a
+//! [`stage`](crate::stage::stage) guard, so wall time, CPU time and allocations are attributed to
+//! the canonical stage names (`embed_query`, `vector_search`, ..., `store_facts`).
+//!
+//! Everything is synchronous and deterministic for a given corpus seed and configuration.
+
+pub mod cache;
+pub mod cluster;
+pub mod consolidate;
+pub mod corpus;
+pub mod embed;
+pub mod error;
+pub mod index;
+pub mod quality;
+pub mod recall;
+pub mod remember;
+pub mod store;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use cache::{CacheKey, RecallCache};
+pub use consolidate::{ConsolidateOptions, ConsolidationReport};
+pub use corpus::{Corpus, CorpusConfig, Event, EventStream, NewEvent, Query};
+pub use embed::Embedder;
+pub use error::{EngineError, Result};
+pub use index::{Hit, IvfIndex};
+pub use recall::{RecallResult, RerankWeights};
+pub use store::{Fact, Store};
+
+/// Engine settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Embedding dimension (fixed for the lifetime of a store).
+    pub dim: usize,
+    /// IVF lists; 0 picks [`EngineConfig::auto_nlist`] from the number of events at training.
+    pub nlist: usize,
+    /// IVF lists probed per search.
+    pub nprobe: usize,
+    /// Lloyd iterations when training the IVF centroids.
+    pub train_iterations: usize,
+    /// At most this many vectors train the IVF centroids.
+    pub train_sample: usize,
+    /// Seed of IVF training.
+    pub seed: u64,
+    /// Candidates fetched by vector search and re-ranked (at least `k`).
+    pub candidates: usize,
+    /// Re-ranking weights.
+    pub weights: RerankWeights,
+    /// Recall cache capacity in results (0 disables the cache).
+    pub cache_capacity: usize,
+    /// Rows per transaction when bulk loading a corpus.
+    pub bulk_batch: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            dim: embed::DEFAULT_DIM,
+            nlist: 0,
+            nprobe: 16,
+            train_iterations: 10,
+            train_sample: 16_384,
+            seed: 11,
+            candidates: 50,
+            weights: RerankWeights::default(),
+            cache_capacity: 1_024,
+            bulk_batch: store::DEFAULT_BULK_BATCH,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The `nlist` used for `n` events when `nlist` is 0: about `sqrt(n) / 2`, between 1 and
+    /// 256, so lists stay large enough to be worth probing and the centroid scan stays cheap.
+    pub fn auto_nlist(n: usize) -> usize {
+        (((n as f64).sqrt() / 2.0).round() as usize).clamp(1, 256)
+    }
+
+    /// The `nlist` this configuration uses for `n` events.
+    pub fn effective_nlist(&self, n: usize) -> usize {
+        if self.nlist == 0 {
+            Self::auto_nlist(n)
+        } else {
+            self.nlist
+        }
+    }
+
+    /// Checks ranges; the message names the offending field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(EngineError::InvalidConfig(format!("engine: {m}")));
+        if self.dim == 0 || self.dim > 65_536 {
+            return bad("dim must be in 1..=65536");
+        }
+        if self.nprobe == 0 {
+            return bad("nprobe must be at least 1");
+        }
+        if self.candidates == 0 {
+            return bad("candidates must be at least 1");
+        }
+        if self.train_iterations == 0 {
+            return bad("train_iterations must be at least 1");
+        }
+        if self.bulk_batch == 0 {
+            return bad("bulk_batch must be at least 1");
+        }
+        let w = &self.weights;
+        if ![w.cosine, w.lexical, w.recency]
+            .iter()
+            .all(|x| x.is_finite())
+            || !w.recency_half_life_s.is_finite()
+        {
+            return bad("rerank weights must be finite numbers");
+        }
+        Ok(())
+    }
+}
+
+/// The agent-memory engine: one SQLite store, one in-memory vector index, one recall cache.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    store: Store,
+    index: IvfIndex,
+    embedder: Embedder,
+    cache: RecallCache,
+    /// Newest event timestamp: the reference point of recency scores.
+    now_ts: i64,
+}
+
+// The workload runner moves engines between threads.
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<Engine>();
+};
+
+impl Engine {
+    /// Opens (or creates) the store at `path` and rebuilds the vector index from it.
+    pub fn open(path: impl AsRef<Path>, config: EngineConfig) -> Result<Engine> {
+        config.validate()?;
+        let store = Store::open(path.as_ref(), config.dim)?;
+        let mut index = IvfIndex::new(config.dim);
+        store.for_each_embedding(|id, v| index.insert(id, v))?;
+        let now_ts = store.max_ts()?.unwrap_or(0);
+        let mut engine = Engine {
+            embedder: Embedder::new(config.dim),
+            cache: RecallCache::new(config.cache_capacity),
+            config,
+            store,
+            index,
+            now_ts,
+        };
+        engine.train_index();
+        Ok(engine)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Bulk-loads a corpus into an empty store (ids as generated) and trains the index.
+    ///
+    /// Recorded as the stage `load`, which is not part of any measured pipeline.
+    pub fn load_corpus(&mut self, corpus: &Corpus) -> Result<()> {
+        let _s = crate::stage::stage("load");
+        let existing = self.store.event_count()?;
+        if existing > 0 {
+            return Err(EngineError::StoreNotEmpty(existing));
+        }
+        let dim = self.config.dim;
+        let mut flat = vec![0.0f32; corpus.events.len() * dim];
+        let mut news = Vec::with_capacity(corpus.events.len());
+        for (e, row) in corpus.events.iter().zip(flat.chunks_exact_mut(dim)) {
+            self.embedder.embed_into(&e.text, row);
+            news.push(e.to_new_event());
+        }
+        let rows = corpus
+            .events
+            .iter()
+            .zip(&news)
+            .zip(flat.chunks_exact(dim))
+            .map(|((e, n), v)| (e.id, n, v));
+        self.store
+            .insert_events_bulk(rows, self.config.bulk_batch)?;
+        for (e, v) in corpus.events.iter().zip(flat.chunks_exact(dim)) {
+            self.index.insert(e.id, v);
+        }
+        self.now_ts = self.store.max_ts()?.unwrap_or(0);
+        self.train_index();
+        self.cache.invalidate();
+        Ok(())
+    }
+
+    /// (Re)trains the IVF index on everything stored. Done by `open` and `load_corpus`;
+    /// call it again after many `remember`s to rebalance the lists.
+    pub fn train_index(&mut self) {
+        let nlist = self.config.effective_nlist(self.index.len());
+        self.index.train(index::TrainParams {
+            nlist,
+            iterations: self.config.train_iterations,
+            sample: self.config.train_sample,
+            seed: self.config.seed,
+        });
+    }
+
+    /// Stores a new event (stages `embed`, `persist`, `index_insert`) and returns its id.
+    /// Invalidates the recall cache.
+    pub fn remember(&mut self, event: &NewEvent) -> Result<i64> {
+        let v = remember::embed(&self.embedder, &event.text);
+        let id = remember::persist(&self.store, event, &v)?;
+        remember::index_insert(&mut self.index, id, &v);
+        self.now_ts = self.now_ts.max(event.ts);
+        self.cache.invalidate();
+        Ok(id)
+    }
+
+    /// The `k` best memories for `query` (stages `embed_query`, `vector_search`, `rerank`,
+    /// `format`), or the cached result of an identical earlier recall, without running stages.
+    pub fn recall(&mut self, query: &str, k: usize) -> Result<RecallResult> {
+        let key = CacheKey::new(query, k);
+        if let Some(mut hit) = self.cache.get(&key) {
+            hit.cached = true;
+            return Ok(hit);
+        }
+        let q = recall::embed_query(&self.embedder, query);
+        let n = self.config.candidates.max(k);
+        let candidates = recall::vector_search(&self.index, &q, n, self.config.nprobe);
+        let ranked = recall::rerank(
+            &self.store,
+            query,
+            &candidates,
+            k,
+            &self.config.weights,
+            self.now_ts,
+        )?;
+        let json = recall::format(query, &ranked)?;
+        let result = RecallResult {
+            ids: ranked.iter().map(|r| r.id).collect(),
+            scores: ranked.iter().map(|r| r.score).collect(),
+            json,
+            cached: false,
+        };
+        self.cache.put(key, result.clone());
+        Ok(result)
+    }
+
+    /// Consolidates pending events into facts (stages `load_events`, `cluster`,
+    /// `extract_patterns`, `validate`, `store_facts`, once per batch).
+    pub fn consolidate(&mut self, opts: &ConsolidateOptions) -> Result<ConsolidationReport> {
+        consolidate::run(&mut self.store, opts)
+    }
+
+    /// Marks every event pending again and deletes all facts, so consolidation can be measured
+    /// again on the same data.
+    pub fn reset_consolidation(&mut self) -> Result<()> {
+        self.store.reset_consolidation()
+    }
+
+    /// Recall cache `(hits, misses)`.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.cache.stats()
+    }
+
+    /// Number of stored events.
+    pub fn event_count(&self) -> Result<u64> {
+        self.store.event_count()
+    }
+
+    /// Number of stored facts.
+    pub fn fact_count(&self) -> Result<u64> {
+        self.store.fact_count()
+    }
+
+    /// Number of events consolidation has not examined yet (the backlog).
+    pub fn unconsolidated_count(&self) -> Result<u64> {
+        self.store.pending_count()
+    }
+
+    /// All facts, by id.
+    pub fn facts(&self) -> Result<Vec<Fact>> {
+        self.store.facts()
+    }
+
+    /// The SQLite store (read access for quality checks and benchmarks).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The vector index.
+    pub fn index(&self) -> &IvfIndex {
+        &self.index
+    }
+
+    /// The embedder.
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    /// Timestamp recency is measured from (the newest stored event).
+    pub fn now_ts(&self) -> i64 {
+        self.now_ts
+    }
+}

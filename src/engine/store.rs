@@ -1,0 +1,582 @@
+//! SQLite persistence of events, embeddings and consolidated facts.
+//!
+//! WAL journal with `synchronous=NORMAL` (a crash can lose the last commits but never corrupts),
+//! a busy timeout, cached prepared statements, and one transaction per bulk batch or per
+//! consolidation write, so a failure leaves the previous state intact.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::corpus::NewEvent;
+use super::error::{EngineError, Result};
+
+/// Identifies engine stores (`PRAGMA application_id`, ASCII "PCEN"), so that another
+/// application's SQLite file is refused instead of being scribbled on.
+pub const APPLICATION_ID: i32 = 0x5043_454e;
+/// Current schema version (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// `events.consolidated`: not yet looked at by consolidation.
+pub const PENDING: i64 = 0;
+/// `events.consolidated`: part of a fact (`fact_id` set).
+pub const IN_FACT: i64 = 1;
+/// `events.consolidated`: examined, but its cluster was rejected as noise.
+pub const REJECTED: i64 = 2;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE facts(
+    id INTEGER PRIMARY KEY,
+    signature TEXT NOT NULL UNIQUE,
+    terms TEXT NOT NULL,
+    representative_event INTEGER NOT NULL,
+    support INTEGER NOT NULL,
+    cohesion REAL NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE events(
+    id INTEGER PRIMARY KEY,
+    session INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    embedding BLOB NOT NULL,
+    consolidated INTEGER NOT NULL DEFAULT 0,
+    fact_id INTEGER REFERENCES facts(id)
+);
+-- Partial indexes stay tiny: only the backlog, only linked events.
+CREATE INDEX events_pending ON events(id) WHERE consolidated = 0;
+CREATE INDEX events_fact ON events(fact_id) WHERE fact_id IS NOT NULL;
+";
+
+/// Rows per transaction in bulk loads: large enough to amortise the commit, small enough to
+/// keep the WAL short.
+pub const DEFAULT_BULK_BATCH: usize = 1_000;
+
+/// An event read back for consolidation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEvent {
+    /// Event id.
+    pub id: i64,
+    /// Timestamp (seconds).
+    pub ts: i64,
+    /// Text.
+    pub text: String,
+    /// Stored embedding.
+    pub embedding: Vec<f32>,
+}
+
+/// A stored fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fact {
+    /// Fact id.
+    pub id: i64,
+    /// Unique signature (sorted top salient terms).
+    pub signature: String,
+    /// Salient terms, most salient first.
+    pub terms: Vec<String>,
+    /// Event nearest the cluster centroid when the fact was created.
+    pub representative_event: i64,
+    /// Number of events linked to the fact.
+    pub support: i64,
+    /// Mean cosine similarity of the founding cluster to its centroid.
+    pub cohesion: f64,
+    /// Timestamp of the newest founding event (deterministic, unlike wall time).
+    pub created_at: i64,
+}
+
+/// A fact to be written by [`Store::write_facts`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactDraft {
+    /// Unique signature; an existing fact with the same signature absorbs the members.
+    pub signature: String,
+    /// Salient terms, most salient first.
+    pub terms: Vec<String>,
+    /// Representative event id.
+    pub representative_event: i64,
+    /// Mean cosine similarity to the centroid.
+    pub cohesion: f64,
+    /// Timestamp of the newest member.
+    pub created_at: i64,
+    /// Member event ids.
+    pub members: Vec<i64>,
+}
+
+/// What [`Store::write_facts`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FactWriteStats {
+    /// Facts inserted as new rows.
+    pub created: usize,
+    /// Drafts whose signature already existed (members joined the existing fact).
+    pub merged: usize,
+    /// Events linked to a fact.
+    pub linked_events: usize,
+    /// Events marked as examined-but-rejected.
+    pub rejected_events: usize,
+}
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    dim: usize,
+}
+
+fn blob_from(v: &[f32]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(v.len() * 4);
+    for x in v {
+        b.extend_from_slice(&x.to_le_bytes());
+    }
+    b
+}
+
+fn vec_from(id: i64, blob: &[u8], dim: usize) -> Result<Vec<f32>> {
+    if blob.len() != dim * 4 {
+        return Err(EngineError::CorruptEmbedding {
+            id,
+            bytes: blob.len(),
+            expected: dim * 4,
+        });
+    }
+    Ok(blob
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` for `dim`-dimensional embeddings.
+    ///
+    /// Refuses files that are not SQLite, SQLite files of other applications, newer schema
+    /// versions and stores of another dimension, each with its own error.
+    pub fn open(path: &Path, dim: usize) -> Result<Store> {
+        let p = path.to_path_buf();
+        let open_err = |source: rusqlite::Error| match &source {
+            rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::NotADatabase => {
+                EngineError::NotADatabase {
+                    path: p.clone(),
+                    source,
+                }
+            }
+            _ => EngineError::Open {
+                path: p.clone(),
+                source,
+            },
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        // The first real read is where SQLite notices a foreign or damaged file.
+        let app_id: i32 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .map_err(open_err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(open_err)?;
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if app_id != APPLICATION_ID && (tables > 0 || app_id != 0) {
+            return Err(EngineError::ForeignDatabase {
+                path: p,
+                found: app_id,
+            });
+        }
+        if version > SCHEMA_VERSION {
+            return Err(EngineError::SchemaTooNew {
+                path: p,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+            return Err(EngineError::InvalidConfig(format!(
+                "{}: SQLite refused WAL journal mode (got {mode})",
+                path.display()
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        let mut store = Store { conn, path: p, dim };
+        store.migrate(version)?;
+        store.check_dim()?;
+        Ok(store)
+    }
+
+    /// Brings the schema from `version` to [`SCHEMA_VERSION`], one transaction.
+    fn migrate(&mut self, version: i64) -> Result<()> {
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        if version < 1 {
+            tx.execute_batch(SCHEMA_V1)?;
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('dim', ?1)",
+                [self.dim.to_string()],
+            )?;
+        }
+        // Future migrations go here as `if version < N { ... }`.
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn check_dim(&self) -> Result<()> {
+        let stored: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'dim'", [], |r| r.get(0))
+            .optional()?;
+        let stored = stored.and_then(|s| s.parse::<usize>().ok());
+        match stored {
+            Some(d) if d == self.dim => Ok(()),
+            other => Err(EngineError::DimensionMismatch {
+                path: self.path.clone(),
+                stored: other.unwrap_or(0),
+                configured: self.dim,
+            }),
+        }
+    }
+
+    /// The database path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Embedding dimension of this store.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn count(&self, sql: &str) -> Result<u64> {
+        let n: i64 = self.conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Number of events.
+    pub fn event_count(&self) -> Result<u64> {
+        self.count("SELECT count(*) FROM events")
+    }
+
+    /// Number of facts.
+    pub fn fact_count(&self) -> Result<u64> {
+        self.count("SELECT count(*) FROM facts")
+    }
+
+    /// Number of events not yet examined by consolidation.
+    pub fn pending_count(&self) -> Result<u64> {
+        self.count("SELECT count(*) FROM events WHERE consolidated = 0")
+    }
+
+    /// Largest event timestamp, if any event exists.
+    pub fn max_ts(&self) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT max(ts) FROM events")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// Inserts events with explicit ids, `batch` rows per transaction.
+    pub fn insert_events_bulk<'a, I>(&mut self, rows: I, batch: usize) -> Result<usize>
+    where
+        I: IntoIterator<Item = (i64, &'a NewEvent, &'a [f32])>,
+    {
+        let batch = batch.max(1);
+        let mut rows = rows.into_iter().peekable();
+        let mut written = 0;
+        while rows.peek().is_some() {
+            let tx = self.conn.transaction()?;
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO events(id, session, ts, text, tags, embedding) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (id, ev, emb) in rows.by_ref().take(batch) {
+                    let tags = serde_json::to_string(&ev.tags)?;
+                    ins.execute(params![
+                        id,
+                        ev.session,
+                        ev.ts,
+                        ev.text,
+                        tags,
+                        blob_from(emb)
+                    ])?;
+                    written += 1;
+                }
+            }
+            tx.commit()?;
+        }
+        Ok(written)
+    }
+
+    /// Inserts one event (its own implicit transaction) and returns its new id.
+    pub fn insert_event(&self, ev: &NewEvent, embedding: &[f32]) -> Result<i64> {
+        let tags = serde_json::to_string(&ev.tags)?;
+        let mut ins = self.conn.prepare_cached(
+            "INSERT INTO events(session, ts, text, tags, embedding) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        ins.execute(params![
+            ev.session,
+            ev.ts,
+            ev.text,
+            tags,
+            blob_from(embedding)
+        ])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Timestamp and text of one event.
+    pub fn event_text(&self, id: i64) -> Result<Option<(i64, String)>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT ts, text FROM events WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    /// Calls `f(id, embedding)` for every event in id order (index rebuild on open).
+    pub fn for_each_embedding(&self, mut f: impl FnMut(i64, &[f32])) -> Result<()> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, embedding FROM events ORDER BY id")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let blob = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            f(id, &vec_from(id, blob, self.dim)?);
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` pending events (oldest first) with their embeddings.
+    pub fn load_pending(&self, limit: usize) -> Result<Vec<PendingEvent>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, ts, text, embedding FROM events WHERE consolidated = 0 ORDER BY id LIMIT ?1",
+        )?;
+        let mut rows = st.query([limit as i64])?;
+        let mut out = Vec::with_capacity(limit.min(100_000));
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let blob = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+            let embedding = vec_from(id, blob, self.dim)?;
+            out.push(PendingEvent {
+                id,
+                ts: r.get(1)?,
+                text: r.get(2)?,
+                embedding,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes facts and marks events, all in ONE transaction.
+    ///
+    /// Each draft is `INSERT OR IGNORE`d by signature (so re-running never duplicates a fact),
+    /// its members are linked and its support recounted; `rejected` events are marked as
+    /// examined. `fail_after` is the test hook of
+    /// [`ConsolidateOptions::fail_after_fact_writes`](super::consolidate::ConsolidateOptions):
+    /// after that many fact writes an error is returned and the transaction rolls back.
+    pub fn write_facts(
+        &mut self,
+        drafts: &[FactDraft],
+        rejected: &[i64],
+        fail_after: Option<usize>,
+    ) -> Result<FactWriteStats> {
+        let mut stats = FactWriteStats::default();
+        let tx = self.conn.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT OR IGNORE INTO facts(signature, terms, representative_event, support, cohesion, created_at) \
+                 VALUES (?1, ?2, ?3, 0, ?4, ?5)",
+            )?;
+            let mut find = tx.prepare_cached("SELECT id FROM facts WHERE signature = ?1")?;
+            let mut link = tx
+                .prepare_cached("UPDATE events SET consolidated = 1, fact_id = ?1 WHERE id = ?2")?;
+            let mut support = tx.prepare_cached(
+                "UPDATE facts SET support = (SELECT count(*) FROM events WHERE fact_id = ?1) WHERE id = ?1",
+            )?;
+            let mut reject = tx.prepare_cached(
+                "UPDATE events SET consolidated = 2, fact_id = NULL WHERE id = ?1",
+            )?;
+            for (written, d) in drafts.iter().enumerate() {
+                if fail_after == Some(written) {
+                    // Dropping `tx` without commit rolls back everything written so far.
+                    return Err(EngineError::InjectedFault(written));
+                }
+                let terms = serde_json::to_string(&d.terms)?;
+                let inserted = ins.execute(params![
+                    d.signature,
+                    terms,
+                    d.representative_event,
+                    d.cohesion,
+                    d.created_at
+                ])?;
+                if inserted == 1 {
+                    stats.created += 1;
+                } else {
+                    stats.merged += 1;
+                }
+                let fact_id: i64 = find.query_row([&d.signature], |r| r.get(0))?;
+                for &m in &d.members {
+                    stats.linked_events += link.execute(params![fact_id, m])?;
+                }
+                support.execute([fact_id])?;
+            }
+            for &id in rejected {
+                stats.rejected_events += reject.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(stats)
+    }
+
+    /// Un-marks every event and deletes all facts (one transaction).
+    pub fn reset_consolidation(&mut self) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE events SET consolidated = 0, fact_id = NULL WHERE consolidated != 0 OR fact_id IS NOT NULL",
+            [],
+        )?;
+        tx.execute("DELETE FROM facts", [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// All facts, by id.
+    pub fn facts(&self) -> Result<Vec<Fact>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, signature, terms, representative_event, support, cohesion, created_at \
+             FROM facts ORDER BY id",
+        )?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let terms: String = r.get(2)?;
+            out.push(Fact {
+                id: r.get(0)?,
+                signature: r.get(1)?,
+                terms: serde_json::from_str(&terms)?,
+                representative_event: r.get(3)?,
+                support: r.get(4)?,
+                cohesion: r.get(5)?,
+                created_at: r.get(6)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `(event_id, fact_id)` for every event linked to a fact, by event id.
+    pub fn fact_links(&self) -> Result<Vec<(i64, i64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, fact_id FROM events WHERE fact_id IS NOT NULL ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// `(consolidated, count)` per consolidation state, for checks and reports.
+    pub fn consolidation_states(&self) -> Result<Vec<(i64, u64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT consolidated, count(*) FROM events GROUP BY consolidated ORDER BY consolidated",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(text: &str, ts: i64) -> NewEvent {
+        NewEvent {
+            session: 1,
+            ts,
+            text: text.into(),
+            tags: vec!["kind:note".into()],
+        }
+    }
+
+    #[test]
+    fn schema_is_versioned_and_reopen_checks_dimension() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.db");
+        {
+            let s = Store::open(&path, 4).unwrap();
+            let id = s
+                .insert_event(&ev("a b", 10), &[1.0, 0.0, 0.0, 0.0])
+                .unwrap();
+            assert_eq!(id, 1);
+            let v: i64 = s
+                .conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, SCHEMA_VERSION);
+        }
+        let s = Store::open(&path, 4).unwrap();
+        assert_eq!(s.event_count().unwrap(), 1);
+        assert_eq!(s.event_text(1).unwrap(), Some((10, "a b".to_owned())));
+        assert_eq!(s.max_ts().unwrap(), Some(10));
+        drop(s);
+        let e = Store::open(&path, 8).unwrap_err();
+        assert!(matches!(
+            e,
+            EngineError::DimensionMismatch {
+                stored: 4,
+                configured: 8,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn foreign_sqlite_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE x(a); INSERT INTO x VALUES (1);")
+            .unwrap();
+        let e = Store::open(&path, 4).unwrap_err();
+        assert!(matches!(e, EngineError::ForeignDatabase { .. }), "{e}");
+    }
+
+    #[test]
+    fn embeddings_round_trip_and_bad_blobs_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("e.db"), 3).unwrap();
+        let evs = [ev("x", 1), ev("y", 2)];
+        let embs = [[0.5f32, -1.0, 2.0], [0.0, 0.25, 1.0]];
+        let n = s
+            .insert_events_bulk(
+                evs.iter()
+                    .zip(&embs)
+                    .enumerate()
+                    .map(|(i, (e, v))| (i as i64 + 1, e, &v[..])),
+                1,
+            )
+            .unwrap();
+        assert_eq!(n, 2);
+        let p = s.load_pending(10).unwrap();
+        assert_eq!(p[1].embedding, embs[1].to_vec());
+        s.conn
+            .execute("UPDATE events SET embedding = x'0102' WHERE id = 2", [])
+            .unwrap();
+        assert!(matches!(
+            s.load_pending(10).unwrap_err(),
+            EngineError::CorruptEmbedding {
+                id: 2,
+                bytes: 2,
+                expected: 12
+            }
+        ));
+    }
+}

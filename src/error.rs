@@ -1,0 +1,58 @@
+//! The library's error type and its mapping to exit codes.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in perfcheck. All of these exit with code 2; exit code 1 is
+/// reserved for "a regression was found".
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration or profile file is malformed or holds an invalid value.
+    #[error("{}: {message}", path.display())]
+    Config {
+        /// The offending file.
+        path: PathBuf,
+        /// What was wrong and what was expected.
+        message: String,
+    },
+    /// `--profile` named a profile that does not exist.
+    #[error("unknown profile `{name}` (--profile): expected one of {available}, or a path to a .toml file (looked in {})", dir.display())]
+    UnknownProfile {
+        /// The name given.
+        name: String,
+        /// Comma-separated names that exist.
+        available: String,
+        /// The directory searched.
+        dir: PathBuf,
+    },
+    /// A workload name that perfcheck does not know.
+    #[error("unknown workload `{0}`: expected one of recall, remember, consolidation, mixed")]
+    UnknownWorkload(String),
+    /// The engine under test failed.
+    #[error("engine: {0}")]
+    Engine(#[from] crate::engine::EngineError),
+    /// A file could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        /// What perfcheck was doing, with the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A run record could not be encoded or decoded.
+    #[error("{context}: {source}")]
+    Json {
+        /// What perfcheck was doing, with the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        2
+    }
+}

@@ -1,0 +1,24 @@
+//! perfcheck: stage-instrumented workloads, profiles, baselines per commit and a regression gate.
+//!
+//! The data flow (see DESIGN.md): a [`config::Profile`] says what to run; the
+//! [`workload`] runner drives the [`engine`] while the [`stage`] recorder measures every
+//! stage; [`run`] assembles a [`record::RunRecord`] and [`report`] renders it.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod git;
+pub mod machine;
+pub mod record;
+pub mod report;
+pub mod run;
+pub mod stage;
+pub mod workload;
+
+pub use error::Error;
+
+// Unit tests count allocations too, so they run under the same allocator as the binary.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOC: stage::CountingAlloc = stage::CountingAlloc::system();

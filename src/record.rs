@@ -1,0 +1,181 @@
+//! The run record: everything one `cargo perfcheck run` measured, as versioned JSON.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Profile;
+use crate::error::Error;
+use crate::git::GitInfo;
+use crate::machine::Machine;
+use crate::workload::Workload;
+
+/// Version of the run record layout; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One run of one or more workloads under one profile.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Layout version ([`SCHEMA_VERSION`] when written by this build).
+    pub schema: u32,
+    /// Unique id, also the folder name under `reports/`.
+    pub run_id: String,
+    /// UTC time the run started, RFC 3339.
+    pub created_at: String,
+    /// perfcheck's version.
+    pub tool_version: String,
+    /// The commit measured; `None` outside a git repository.
+    pub git: Option<GitInfo>,
+    /// Where it ran.
+    pub machine: Machine,
+    /// The profile as it was used (all defaults filled in).
+    pub profile: Profile,
+    /// Whether allocation counts are real (the counting allocator was installed).
+    pub counting_allocator: bool,
+    /// Test knob in effect, if any (`stage:percent`); such a run is not a fair measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowdown: Option<String>,
+    /// Results per workload, in the order run.
+    pub workloads: Vec<WorkloadResult>,
+}
+
+/// What one workload measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkloadResult {
+    /// Which workload.
+    pub workload: Workload,
+    /// Measured operations (wall-time statistics use the ones not CPU-sampled).
+    pub ops: u64,
+    /// Operations run before measuring.
+    pub warmup_ops: u64,
+    /// Operations that read thread CPU time at every stage boundary.
+    pub cpu_sampled_ops: u64,
+    /// Wall time of the measured operations, end to end.
+    pub elapsed_ns: u64,
+    /// Measured operations per second on one thread.
+    pub throughput_ops: f64,
+    /// Recall cache hits and misses during the measured operations, if recall ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheCounts>,
+    /// Operations of each kind (the `mixed` workload runs several).
+    pub op_counts: std::collections::BTreeMap<String, u64>,
+    /// Per-stage summaries; `total` is the whole operation, `other` the time outside stages.
+    pub stages: Vec<StageSummary>,
+    /// Raw per-operation samples, so later statistics can be recomputed from them.
+    pub samples: Vec<StageSamples>,
+}
+
+/// Recall cache counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheCounts {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that ran the recall pipeline.
+    pub misses: u64,
+}
+
+/// Summary statistics of one stage over the measured operations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageSummary {
+    /// Stage name (`total` and `other` included).
+    pub stage: String,
+    /// Operations in which the stage ran (wall-time samples).
+    pub ops: u64,
+    /// Mean wall time per operation in which it ran.
+    pub mean_ns: f64,
+    /// Median wall time.
+    pub p50_ns: u64,
+    /// 95th percentile wall time.
+    pub p95_ns: u64,
+    /// 99th percentile wall time.
+    pub p99_ns: u64,
+    /// Slowest.
+    pub max_ns: u64,
+    /// Mean thread CPU time, from the CPU-sampled operations; `None` without such operations.
+    pub cpu_mean_ns: Option<f64>,
+    /// Allocations per operation in which it ran.
+    pub allocs_per_op: f64,
+    /// Bytes allocated per operation in which it ran.
+    pub bytes_per_op: f64,
+    /// Highest live-heap growth seen inside the stage.
+    pub peak_live_bytes: u64,
+    /// Share of all operations' wall time spent in this stage (0..=1).
+    pub share: f64,
+}
+
+/// Raw samples of one stage: one entry per measured operation in which it ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageSamples {
+    /// Stage name.
+    pub stage: String,
+    /// Wall ns per operation (operations not CPU-sampled).
+    pub wall_ns: Vec<u64>,
+    /// Allocations per operation, aligned with `wall_ns`.
+    pub allocs: Vec<u64>,
+    /// Bytes allocated per operation, aligned with `wall_ns`.
+    pub alloc_bytes: Vec<u64>,
+    /// Thread CPU ns per CPU-sampled operation.
+    pub cpu_ns: Vec<u64>,
+}
+
+impl RunRecord {
+    /// Writes the record as compact JSON to `path` (atomically: temp file, then rename).
+    pub fn write(&self, path: &Path) -> Result<(), Error> {
+        let json = serde_json::to_vec(self).map_err(|e| Error::Json {
+            context: format!("cannot encode run record for {}", path.display()),
+            source: e,
+        })?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| Error::Io {
+                context: format!("cannot write {}", path.display()),
+                source: e,
+            })
+    }
+
+    /// Reads a run record, refusing layouts newer than this build understands.
+    pub fn read(path: &Path) -> Result<RunRecord, Error> {
+        let text = std::fs::read(path).map_err(|e| Error::Io {
+            context: format!("cannot read run record {}", path.display()),
+            source: e,
+        })?;
+        let head: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::Json {
+            context: format!("{} is not a perfcheck run record", path.display()),
+            source: e,
+        })?;
+        match head.get("schema").and_then(|v| v.as_u64()) {
+            Some(v) if v as u32 == SCHEMA_VERSION => {}
+            Some(v) => {
+                return Err(Error::Config {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "run record schema {v} is not supported (this perfcheck reads schema {SCHEMA_VERSION})"
+                    ),
+                })
+            }
+            None => {
+                return Err(Error::Config {
+                    path: path.to_path_buf(),
+                    message: "not a perfcheck run record: no `schema` field".into(),
+                })
+            }
+        }
+        serde_json::from_value(head).map_err(|e| Error::Json {
+            context: format!("{} is not a valid run record", path.display()),
+            source: e,
+        })
+    }
+
+    /// The result of one workload, if it ran.
+    pub fn workload(&self, w: Workload) -> Option<&WorkloadResult> {
+        self.workloads.iter().find(|r| r.workload == w)
+    }
+}
+
+impl WorkloadResult {
+    /// The summary of one stage (`total` for the whole operation).
+    pub fn stage(&self, name: &str) -> Option<&StageSummary> {
+        self.stages.iter().find(|s| s.stage == name)
+    }
+}

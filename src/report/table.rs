@@ -1,0 +1,170 @@
+//! The per-stage terminal table printed by `cargo perfcheck run`.
+
+use crate::record::{StageSummary, WorkloadResult};
+use crate::report::format::{bytes, count, duration_ns, group_digits};
+
+/// Renders a workload's heading line and per-stage table as plain text.
+pub fn workload_table(w: &WorkloadResult) -> String {
+    let mut out = String::new();
+    out.push_str(&heading(w));
+    out.push('\n');
+    let header = [
+        "stage",
+        "ops",
+        "mean",
+        "p50",
+        "p95",
+        "p99",
+        "cpu/op",
+        "allocs/op",
+        "bytes/op",
+        "peak",
+        "share",
+    ];
+    let rows: Vec<Vec<String>> = w.stages.iter().map(row).collect();
+    out.push_str(&render(&header, &rows));
+    out
+}
+
+fn heading(w: &WorkloadResult) -> String {
+    let mut h = format!(
+        "{}: {} ops ({} CPU-sampled) in {}, {} ops/s",
+        w.workload,
+        group_digits(w.ops),
+        group_digits(w.cpu_sampled_ops),
+        duration_ns(w.elapsed_ns as f64),
+        group_digits(w.throughput_ops.round() as u64),
+    );
+    if w.op_counts.len() > 1 {
+        let mix: Vec<String> = w
+            .op_counts
+            .iter()
+            .map(|(k, v)| format!("{k} {}", group_digits(*v)))
+            .collect();
+        h.push_str(&format!(", mix {}", mix.join(" / ")));
+    }
+    if let Some(c) = w.cache {
+        let total = c.hits + c.misses;
+        let pct = if total > 0 {
+            100.0 * c.hits as f64 / total as f64
+        } else {
+            0.0
+        };
+        h.push_str(&format!(
+            ", cache {} hits / {} misses ({pct:.0}% hit)",
+            group_digits(c.hits),
+            group_digits(c.misses)
+        ));
+    }
+    h
+}
+
+fn row(s: &StageSummary) -> Vec<String> {
+    vec![
+        s.stage.clone(),
+        group_digits(s.ops),
+        duration_ns(s.mean_ns),
+        duration_ns(s.p50_ns as f64),
+        duration_ns(s.p95_ns as f64),
+        duration_ns(s.p99_ns as f64),
+        s.cpu_mean_ns.map(duration_ns).unwrap_or_else(|| "-".into()),
+        count(s.allocs_per_op),
+        bytes(s.bytes_per_op),
+        bytes(s.peak_live_bytes as f64),
+        format!("{:.1}%", 100.0 * s.share),
+    ]
+}
+
+/// Left-aligns the first column, right-aligns the rest, two spaces between columns.
+fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let cols = header.len();
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, cell) in r.iter().enumerate().take(cols) {
+            width[i] = width[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut s = String::from("  ");
+        for (i, c) in cells.enumerate() {
+            let pad = width[i].saturating_sub(c.chars().count());
+            if i == 0 {
+                s.push_str(c);
+                s.push_str(&" ".repeat(pad));
+            } else {
+                s.push_str("  ");
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(&mut header.iter().copied());
+    for r in rows {
+        out.push_str(&line(&mut r.iter().map(String::as_str)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::Workload;
+
+    fn summary(stage: &str, mean: f64, share: f64) -> StageSummary {
+        StageSummary {
+            stage: stage.into(),
+            ops: 1000,
+            mean_ns: mean,
+            p50_ns: mean as u64,
+            p95_ns: 2 * mean as u64,
+            p99_ns: 3 * mean as u64,
+            max_ns: 4 * mean as u64,
+            cpu_mean_ns: Some(mean * 0.9),
+            allocs_per_op: 3.0,
+            bytes_per_op: 2048.0,
+            peak_live_bytes: 4096,
+            share,
+        }
+    }
+
+    #[test]
+    fn table_has_a_row_per_stage_with_aligned_columns() {
+        let w = WorkloadResult {
+            workload: Workload::Recall,
+            ops: 1100,
+            warmup_ops: 10,
+            cpu_sampled_ops: 100,
+            elapsed_ns: 250_000_000,
+            throughput_ops: 4400.0,
+            cache: Some(crate::record::CacheCounts {
+                hits: 200,
+                misses: 900,
+            }),
+            op_counts: [("recall".to_string(), 1100)].into_iter().collect(),
+            stages: vec![
+                summary("vector_search", 150_000.0, 0.75),
+                summary("total", 200_000.0, 1.0),
+            ],
+            samples: vec![],
+        };
+        let t = workload_table(&w);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "recall: 1,100 ops (100 CPU-sampled) in 250ms, 4,400 ops/s, cache 200 hits / 900 misses (18% hit)"
+        );
+        assert_eq!(lines.len(), 4);
+        assert!(lines[2].starts_with("  vector_search"));
+        assert!(
+            lines[2].contains("150µs") && lines[2].ends_with("75.0%"),
+            "{}",
+            lines[2]
+        );
+        // Right-aligned columns: every row has the same length.
+        let width = |l: &str| l.chars().count();
+        assert_eq!(width(lines[1]), width(lines[2]));
+        assert_eq!(width(lines[2]), width(lines[3]));
+    }
+}

@@ -1,0 +1,164 @@
+//! `run`: measures the requested workloads under a profile and writes the run record.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::config::Profile;
+use crate::engine::corpus::Corpus;
+use crate::error::Error;
+use crate::git::GitInfo;
+use crate::machine::Machine;
+use crate::record::{RunRecord, SCHEMA_VERSION};
+use crate::stage;
+use crate::workload::runner::run_workload;
+use crate::workload::Workload;
+
+/// What to run.
+pub struct RunRequest {
+    /// The profile (sizes, counts, engine settings).
+    pub profile: Profile,
+    /// Workloads to run; empty means the profile's list.
+    pub workloads: Vec<Workload>,
+    /// Folder that receives `<run-id>/run.json`.
+    pub reports_dir: PathBuf,
+    /// Directory whose git repository identifies the commit.
+    pub repo_dir: PathBuf,
+    /// Test knob: slow one stage by a percentage (see [`stage::set_slowdown`]).
+    pub slowdown: Option<(String, u32)>,
+}
+
+/// A finished run: the record and where it was written.
+pub struct RunOutcome {
+    /// The run record.
+    pub record: RunRecord,
+    /// The folder holding `run.json`.
+    pub dir: PathBuf,
+}
+
+/// Runs every requested workload, then writes `reports/<run-id>/run.json`. `log` receives
+/// progress lines.
+pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome, Error> {
+    let workloads = if req.workloads.is_empty() {
+        req.profile.workloads.clone()
+    } else {
+        req.workloads.clone()
+    };
+    let created = SystemTime::now();
+    let created_at = humantime::format_rfc3339_seconds(created).to_string();
+    let git = GitInfo::discover(&req.repo_dir);
+    let run_id = run_id(&created_at, git.as_ref());
+
+    stage::set_slowdown(req.slowdown.as_ref().map(|(s, p)| (s.as_str(), *p)));
+    log(&format!(
+        "profile {}: generating corpus ({} events, seed {})",
+        req.profile.name, req.profile.corpus.events, req.profile.corpus.seed
+    ));
+    let corpus = Corpus::generate(&req.profile.corpus)?;
+    let mut results = Vec::with_capacity(workloads.len());
+    for w in &workloads {
+        results.push(run_workload(*w, &req.profile, &corpus, log)?);
+    }
+    stage::set_slowdown(None);
+
+    let record = RunRecord {
+        schema: SCHEMA_VERSION,
+        run_id: run_id.clone(),
+        created_at,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        git,
+        machine: Machine::current(),
+        profile: req.profile.clone(),
+        counting_allocator: stage::counting_allocator_installed(),
+        slowdown: req.slowdown.as_ref().map(|(s, p)| format!("{s}:{p}")),
+        workloads: results,
+    };
+    let dir = unique_dir(&req.reports_dir, &run_id)?;
+    record.write(&dir.join("run.json"))?;
+    Ok(RunOutcome { record, dir })
+}
+
+/// `2026-11-27T06:50:12Z` + commit -> `20261127-065012-1a2b3c4`.
+fn run_id(created_at: &str, git: Option<&GitInfo>) -> String {
+    let stamp: String = created_at
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect::<String>()
+        .replace('T', "-");
+    match git {
+        Some(g) => format!("{stamp}-{}", &g.commit[..g.commit.len().min(7)]),
+        None => stamp,
+    }
+}
+
+/// Creates `root/id`, or `root/id-2`, `-3`, ... when runs start in the same second.
+fn unique_dir(root: &Path, id: &str) -> Result<PathBuf, Error> {
+    std::fs::create_dir_all(root).map_err(|e| Error::Io {
+        context: format!("cannot create reports folder {}", root.display()),
+        source: e,
+    })?;
+    for n in 1.. {
+        let name = if n == 1 {
+            id.to_owned()
+        } else {
+            format!("{id}-{n}")
+        };
+        let dir = root.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("cannot create {}", dir.display()),
+                    source: e,
+                })
+            }
+        }
+    }
+    unreachable!("an unbounded range always yields")
+}
+
+/// Parses the test knob `stage:percent` (for example `vector_search:50`).
+pub fn parse_slowdown(spec: &str) -> Option<(String, u32)> {
+    let (stage, pct) = spec.split_once(':')?;
+    let pct: u32 = pct.trim().parse().ok()?;
+    (!stage.trim().is_empty()).then(|| (stage.trim().to_owned(), pct))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_sortable_and_name_the_commit() {
+        let g = GitInfo {
+            commit: "1a2b3c4d5e6f".into(),
+            branch: None,
+            dirty: false,
+        };
+        assert_eq!(
+            run_id("2026-11-27T06:50:12Z", Some(&g)),
+            "20261127-065012-1a2b3c4"
+        );
+        assert_eq!(run_id("2026-11-27T06:50:12Z", None), "20261127-065012");
+    }
+
+    #[test]
+    fn same_second_runs_get_distinct_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = unique_dir(tmp.path(), "x").unwrap();
+        let b = unique_dir(tmp.path(), "x").unwrap();
+        assert_ne!(a, b);
+        assert!(b.ends_with("x-2"));
+    }
+
+    #[test]
+    fn slowdown_spec_parses() {
+        assert_eq!(
+            parse_slowdown("vector_search:50"),
+            Some(("vector_search".into(), 50))
+        );
+        assert_eq!(parse_slowdown("vector_search"), None);
+        assert_eq!(parse_slowdown("x:-3"), None);
+        assert_eq!(parse_slowdown(":3"), None);
+    }
+}

@@ -1,0 +1,265 @@
+//! End-to-end tests of `cargo perfcheck run` through the real binary.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn perfcheck(dir: &Path) -> Command {
+    let mut c = Command::cargo_bin("cargo-perfcheck").expect("binary builds");
+    c.current_dir(dir).env_remove("PERFCHECK_SLOW_STAGE");
+    c
+}
+
+/// A git repository with one commit, so runs in it name a clean commit.
+fn git_repo(dir: &Path) -> String {
+    let repo = git2::Repository::init(dir).expect("git init");
+    std::fs::write(dir.join(".gitignore"), "reports/\n").unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new(".gitignore")).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.com").unwrap();
+    let oid = repo
+        .commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
+        .unwrap();
+    oid.to_string()
+}
+
+fn only_run_json(reports: &Path) -> Value {
+    let runs: Vec<_> = std::fs::read_dir(reports)
+        .expect("reports folder exists")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let text = std::fs::read_to_string(runs[0].join("run.json")).expect("run.json written");
+    serde_json::from_str(&text).expect("run.json is JSON")
+}
+
+fn stage<'a>(workload: &'a Value, name: &str) -> &'a Value {
+    workload["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == name)
+        .unwrap_or_else(|| panic!("stage {name} missing in {}", workload["workload"]))
+}
+
+#[test]
+fn run_writes_a_complete_record_with_commit_and_prints_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sha = git_repo(tmp.path());
+    let out = perfcheck(tmp.path())
+        .args(["perfcheck", "run", "--profile", "tiny", "-w", "recall"])
+        .args(["-w", "remember"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let stdout = String::from_utf8(out).unwrap();
+    for needle in [
+        "recall: ",
+        "remember: ",
+        "embed_query",
+        "vector_search",
+        "rerank",
+        "format",
+        "persist",
+        "index_insert",
+        "allocs/op",
+        &sha[..10],
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in\n{stdout}");
+    }
+    assert!(!stdout.contains("consolidation:"), "only two workloads ran");
+
+    let rec = only_run_json(&tmp.path().join("reports"));
+    assert_eq!(rec["schema"], 1);
+    assert_eq!(rec["git"]["commit"], sha.as_str());
+    assert_eq!(rec["git"]["dirty"], false);
+    assert_eq!(rec["profile"]["name"], "tiny");
+    assert_eq!(rec["counting_allocator"], true);
+    let workloads = rec["workloads"].as_array().unwrap();
+    assert_eq!(workloads.len(), 2);
+
+    let recall = &workloads[0];
+    assert_eq!(recall["workload"], "recall");
+    // tiny: 200 timed operations plus one CPU-sampled operation per 10.
+    assert_eq!(recall["ops"], 220);
+    assert_eq!(recall["cpu_sampled_ops"], 20);
+    let total = stage(recall, "total");
+    assert_eq!(total["ops"], 200);
+    let p50 = total["p50_ns"].as_u64().unwrap();
+    let p99 = total["p99_ns"].as_u64().unwrap();
+    assert!(p50 > 0 && p50 <= p99, "p50 {p50} p99 {p99}");
+    assert!(total["allocs_per_op"].as_f64().unwrap() > 0.0);
+    assert!(total["cpu_mean_ns"].as_f64().unwrap() > 0.0);
+    let cache = &recall["cache"];
+    assert_eq!(
+        cache["hits"].as_u64().unwrap() + cache["misses"].as_u64().unwrap(),
+        220
+    );
+    assert!(cache["hits"].as_u64().unwrap() > 0, "repeats hit the cache");
+    let search = stage(recall, "vector_search");
+    assert!(search["share"].as_f64().unwrap() > 0.0);
+    let raw = recall["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "total")
+        .unwrap();
+    assert_eq!(raw["wall_ns"].as_array().unwrap().len(), 200);
+    assert_eq!(raw["cpu_ns"].as_array().unwrap().len(), 20);
+
+    let remember = &workloads[1];
+    for s in ["embed", "persist", "index_insert"] {
+        let st = stage(remember, s);
+        assert_eq!(st["ops"], 200, "{s}");
+    }
+    assert!(stage(remember, "embed")["allocs_per_op"].as_f64().unwrap() >= 1.0);
+}
+
+#[test]
+fn all_workloads_record_every_canonical_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    perfcheck(tmp.path())
+        .args(["run", "--profile", "tiny", "--quiet"])
+        .assert()
+        .success();
+    let rec = only_run_json(&tmp.path().join("reports"));
+    assert!(rec["git"].is_null(), "no repository here");
+    let by_name = |n: &str| {
+        rec["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["workload"] == n)
+            .unwrap_or_else(|| panic!("workload {n} missing"))
+            .clone()
+    };
+    let consolidation = by_name("consolidation");
+    for s in [
+        "load_events",
+        "cluster",
+        "extract_patterns",
+        "validate",
+        "store_facts",
+    ] {
+        assert_eq!(stage(&consolidation, s)["ops"], 3, "{s}");
+    }
+    let mixed = by_name("mixed");
+    let counts = &mixed["op_counts"];
+    let recall = counts["recall"].as_u64().unwrap();
+    let remember = counts["remember"].as_u64().unwrap();
+    assert_eq!(
+        recall + remember + counts["consolidation"].as_u64().unwrap_or(0),
+        220
+    );
+    assert!(recall > remember, "80/15/5 mix: {counts}");
+    assert!(stage(&mixed, "vector_search")["ops"].as_u64().unwrap() > 0);
+    assert!(stage(&mixed, "persist")["ops"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn unknown_workload_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    perfcheck(tmp.path())
+        .args(["run", "--profile", "tiny", "--workload", "recal"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("--workload")
+                .and(predicate::str::contains("recal"))
+                .and(predicate::str::contains(
+                    "recall, remember, consolidation, mixed",
+                )),
+        );
+    assert!(!tmp.path().join("reports").exists(), "nothing written");
+}
+
+#[test]
+fn unknown_profile_names_the_flag_and_the_choices() {
+    let tmp = tempfile::tempdir().unwrap();
+    perfcheck(tmp.path())
+        .args(["run", "--profile", "quik"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("unknown profile `quik` (--profile)")
+                .and(predicate::str::contains("quick, tiny")),
+        );
+}
+
+#[test]
+fn malformed_profile_names_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("profiles")).unwrap();
+    std::fs::write(
+        tmp.path().join("profiles/broken.toml"),
+        "[corpus]\nevents = 100\n[run\nops = 3\n",
+    )
+    .unwrap();
+    perfcheck(tmp.path())
+        .args(["run", "--profile", "broken"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("profiles/broken.toml")
+                .and(predicate::str::contains("line 3")),
+        );
+    std::fs::write(tmp.path().join("profiles/typo.toml"), "[run]\nopss = 3\n").unwrap();
+    perfcheck(tmp.path())
+        .args(["run", "--profile", "profiles/typo.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("opss").and(predicate::str::contains("typo.toml")));
+}
+
+#[test]
+fn a_local_profile_file_overrides_the_builtin_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("profiles")).unwrap();
+    std::fs::write(
+        tmp.path().join("profiles/tiny.toml"),
+        "[corpus]\nevents = 400\ntopics = 4\nsessions = 10\nqueries = 20\n[run]\nwarmup_ops = 2\nops = 30\ncpu_sample_every = 0\n",
+    )
+    .unwrap();
+    perfcheck(tmp.path())
+        .args(["run", "-p", "tiny", "-w", "remember", "-q"])
+        .assert()
+        .success();
+    let rec = only_run_json(&tmp.path().join("reports"));
+    assert_eq!(rec["profile"]["corpus"]["events"], 400);
+    assert_eq!(rec["workloads"][0]["ops"], 30);
+    assert_eq!(rec["workloads"][0]["cpu_sampled_ops"], 0);
+}
+
+#[test]
+fn malformed_slowdown_knob_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    perfcheck(tmp.path())
+        .env("PERFCHECK_SLOW_STAGE", "vector_search")
+        .args(["run", "--profile", "tiny"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("PERFCHECK_SLOW_STAGE")
+                .and(predicate::str::contains("STAGE:PERCENT")),
+        );
+}
+
+#[test]
+fn profiles_lists_the_builtin_profiles() {
+    let tmp = tempfile::tempdir().unwrap();
+    perfcheck(tmp.path())
+        .args(["perfcheck", "profiles"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("quick")
+                .and(predicate::str::contains("ci"))
+                .and(predicate::str::contains("tiny")),
+        );
+}
