@@ -24,6 +24,17 @@ pub enum Error {
         /// The directory searched.
         dir: PathBuf,
     },
+    /// A flag or argument with a value that cannot be used; the message names the flag.
+    #[error("{0}")]
+    Usage(String),
+    /// The baseline store cannot be opened, read or written.
+    #[error("baseline store {}: {message}", path.display())]
+    Store {
+        /// The store file.
+        path: PathBuf,
+        /// What went wrong and what was expected.
+        message: String,
+    },
     /// A workload name that perfcheck does not know.
     #[error("unknown workload `{0}`: expected one of recall, remember, consolidation, mixed")]
     UnknownWorkload(String),

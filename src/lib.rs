@@ -5,11 +5,13 @@
 //! stage; [`run`] assembles a [`record::RunRecord`] and [`report`] renders it.
 #![deny(missing_docs)]
 
+pub mod baseline;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod git;
 pub mod machine;
+pub mod project;
 pub mod record;
 pub mod report;
 pub mod run;

@@ -37,6 +37,10 @@ pub struct RunRecord {
     pub slowdown: Option<String>,
     /// Results per workload, in the order run.
     pub workloads: Vec<WorkloadResult>,
+    /// Single-value metrics beyond the per-stage ones, by full metric name (e.g.
+    /// `load/total/error_rate`); absent in older records.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extra_metrics: std::collections::BTreeMap<String, f64>,
 }
 
 /// What one workload measured.
@@ -134,35 +138,41 @@ impl RunRecord {
             })
     }
 
-    /// Reads a run record, refusing layouts newer than this build understands.
+    /// Reads a run record file, refusing layouts this build does not understand.
     pub fn read(path: &Path) -> Result<RunRecord, Error> {
-        let text = std::fs::read(path).map_err(|e| Error::Io {
+        let bytes = std::fs::read(path).map_err(|e| Error::Io {
             context: format!("cannot read run record {}", path.display()),
             source: e,
         })?;
-        let head: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::Json {
-            context: format!("{} is not a perfcheck run record", path.display()),
+        RunRecord::from_json(&bytes, &path.display().to_string())
+    }
+
+    /// Decodes a run record; `origin` names where it came from in errors.
+    pub fn from_json(bytes: &[u8], origin: &str) -> Result<RunRecord, Error> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Error::Json {
+            context: format!("{origin} is not a perfcheck run record"),
             source: e,
         })?;
-        match head.get("schema").and_then(|v| v.as_u64()) {
-            Some(v) if v as u32 == SCHEMA_VERSION => {}
+        RunRecord::from_value(value, origin)
+    }
+
+    /// Decodes a run record from parsed JSON, checking its `schema` first.
+    pub fn from_value(value: serde_json::Value, origin: &str) -> Result<RunRecord, Error> {
+        let bad = |message: String| Error::Config {
+            path: origin.into(),
+            message,
+        };
+        match value.get("schema").and_then(|v| v.as_u64()) {
+            Some(v) if v == SCHEMA_VERSION as u64 => {}
             Some(v) => {
-                return Err(Error::Config {
-                    path: path.to_path_buf(),
-                    message: format!(
-                        "run record schema {v} is not supported (this perfcheck reads schema {SCHEMA_VERSION})"
-                    ),
-                })
+                return Err(bad(format!(
+                    "run record schema {v} is not supported (this perfcheck reads schema {SCHEMA_VERSION})"
+                )))
             }
-            None => {
-                return Err(Error::Config {
-                    path: path.to_path_buf(),
-                    message: "not a perfcheck run record: no `schema` field".into(),
-                })
-            }
+            None => return Err(bad("not a perfcheck run record: no `schema` field".into())),
         }
-        serde_json::from_value(head).map_err(|e| Error::Json {
-            context: format!("{} is not a valid run record", path.display()),
+        serde_json::from_value(value).map_err(|e| Error::Json {
+            context: format!("{origin} is not a valid run record"),
             source: e,
         })
     }

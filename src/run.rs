@@ -60,9 +60,16 @@ pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome
     }
     stage::set_slowdown(None);
 
+    // The folder name is the run id: runs started in the same second get `-2`, `-3`, ...
+    let dir = unique_dir(&req.reports_dir, &run_id)?;
+    let run_id = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(&run_id)
+        .to_owned();
     let record = RunRecord {
         schema: SCHEMA_VERSION,
-        run_id: run_id.clone(),
+        run_id,
         created_at,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         git,
@@ -71,8 +78,8 @@ pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome
         counting_allocator: stage::counting_allocator_installed(),
         slowdown: req.slowdown.as_ref().map(|(s, p)| format!("{s}:{p}")),
         workloads: results,
+        extra_metrics: Default::default(),
     };
-    let dir = unique_dir(&req.reports_dir, &run_id)?;
     record.write(&dir.join("run.json"))?;
     Ok(RunOutcome { record, dir })
 }

@@ -12,11 +12,17 @@
 //!
 //! Outside an operation a stage guard costs one thread-local flag check and records nothing,
 //! so the engine can be used (and benchmarked) without the recorder.
+//!
+//! Heap passes (`cargo perfcheck profile --heap`) switch the allocator into a slow mode with
+//! [`start_heap_pass`]: allocations are routed to DHAT and/or attributed to the innermost stage
+//! or [`component`] in a side table, so a later free finds the label that allocated the block.
+//! Timing passes never switch it on and pay one relaxed atomic load per allocation for it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 /// Per-thread allocation counters. Thread-local because shared atomics made two allocating
 /// threads 4x slower on this kind of machine (see FIELD-NOTES).
@@ -66,27 +72,43 @@ fn count_free(size: usize) {
 /// ```
 pub struct CountingAlloc<A = System> {
     inner: A,
+    /// Whether DHAT may serve this allocator's blocks in a DHAT heap pass. Only when the inner
+    /// allocator is `System`: `dhat::Alloc` takes its memory from `System`, so a block may be
+    /// allocated on one side of a pass boundary and freed on the other.
+    dhat_capable: bool,
 }
 
 impl CountingAlloc<System> {
     /// Counting wrapper around the system allocator.
     pub const fn system() -> Self {
-        CountingAlloc { inner: System }
+        CountingAlloc {
+            inner: System,
+            dhat_capable: true,
+        }
     }
 }
 
 impl<A> CountingAlloc<A> {
-    /// Counting wrapper around any other global allocator.
+    /// Counting wrapper around any other global allocator (DHAT heap passes then see nothing;
+    /// stage attribution still works).
     pub const fn new(inner: A) -> Self {
-        CountingAlloc { inner }
+        CountingAlloc {
+            inner,
+            dhat_capable: false,
+        }
     }
 }
 
-// SAFETY: every call is forwarded unchanged to the inner allocator; counting only touches
-// thread-local cells and never allocates.
+// SAFETY: every call is forwarded to the inner allocator, or in a DHAT heap pass to
+// `dhat::Alloc`, which serves it from `System` (only allowed when the inner allocator is
+// `System`, see `dhat_capable`). Counting touches thread-local cells; attribution touches a
+// side table whose memory comes from `System` directly, so neither re-enters this allocator.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if HEAP_MODE.load(Ordering::Relaxed) != 0 {
+            return self.alloc_slow(layout, false);
+        }
         let p = self.inner.alloc(layout);
         if !p.is_null() {
             count_alloc(layout.size());
@@ -96,6 +118,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if HEAP_MODE.load(Ordering::Relaxed) != 0 {
+            return self.alloc_slow(layout, true);
+        }
         let p = self.inner.alloc_zeroed(layout);
         if !p.is_null() {
             count_alloc(layout.size());
@@ -105,13 +130,110 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if HEAP_MODE.load(Ordering::Relaxed) != 0 {
+            return self.dealloc_slow(ptr, layout);
+        }
         self.inner.dealloc(ptr, layout);
         count_free(layout.size());
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if HEAP_MODE.load(Ordering::Relaxed) != 0 {
+            return self.realloc_slow(ptr, layout, new_size);
+        }
         let p = self.inner.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            count_free(layout.size());
+            count_alloc(new_size);
+        }
+        p
+    }
+}
+
+/// The heap-pass paths, kept out of line so the timing pass's fast path stays small.
+impl<A: GlobalAlloc> CountingAlloc<A> {
+    fn use_dhat(&self, mode: u8) -> bool {
+        self.dhat_capable && mode & HEAP_DHAT != 0
+    }
+
+    #[cold]
+    #[inline(never)]
+    unsafe fn alloc_slow(&self, layout: Layout, zeroed: bool) -> *mut u8 {
+        let raw = |a: &dyn GlobalAlloc| {
+            if zeroed {
+                a.alloc_zeroed(layout)
+            } else {
+                a.alloc(layout)
+            }
+        };
+        // Re-entry (DHAT's own bookkeeping) and excluded threads go straight through, uncounted.
+        let Some(_hook) = HookGuard::enter() else {
+            return raw(&self.inner);
+        };
+        let mode = HEAP_MODE.load(Ordering::Relaxed);
+        let p = if self.use_dhat(mode) {
+            raw(&dhat::Alloc)
+        } else {
+            raw(&self.inner)
+        };
+        if !p.is_null() {
+            count_alloc(layout.size());
+            if mode & HEAP_ATTRIBUTE != 0 {
+                heap_table().insert(p as usize, current_label(), layout.size());
+            }
+        }
+        p
+    }
+
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_slow(&self, ptr: *mut u8, layout: Layout) {
+        let Some(_hook) = HookGuard::enter() else {
+            return self.inner.dealloc(ptr, layout);
+        };
+        let mode = HEAP_MODE.load(Ordering::Relaxed);
+        // Forget the block before freeing it, so another thread that gets the same address
+        // next cannot have its entry removed by this free.
+        if mode & HEAP_ATTRIBUTE != 0 {
+            heap_table().remove(ptr as usize, layout.size());
+        }
+        if self.use_dhat(mode) {
+            dhat::Alloc.dealloc(ptr, layout);
+        } else {
+            self.inner.dealloc(ptr, layout);
+        }
+        count_free(layout.size());
+    }
+
+    #[cold]
+    #[inline(never)]
+    unsafe fn realloc_slow(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let Some(_hook) = HookGuard::enter() else {
+            return self.inner.realloc(ptr, layout, new_size);
+        };
+        let mode = HEAP_MODE.load(Ordering::Relaxed);
+        let realloc = |a: &dyn GlobalAlloc| a.realloc(ptr, layout, new_size);
+        let p = if mode & HEAP_ATTRIBUTE != 0 {
+            // The table stays locked across the move, so the old address cannot be handed to
+            // (and recorded for) another thread before its entry is gone. The grown block
+            // belongs to the label that grew it.
+            let mut table = heap_table();
+            let p = if self.use_dhat(mode) {
+                realloc(&dhat::Alloc)
+            } else {
+                realloc(&self.inner)
+            };
+            if !p.is_null() {
+                table.remove(ptr as usize, layout.size());
+                table.insert(p as usize, current_label(), new_size);
+            }
+            p
+        } else if self.use_dhat(mode) {
+            realloc(&dhat::Alloc)
+        } else {
+            realloc(&self.inner)
+        };
         if !p.is_null() {
             count_free(layout.size());
             count_alloc(new_size);
@@ -148,6 +270,449 @@ pub fn counting_allocator_installed() -> bool {
     let probe = std::hint::black_box(Box::new(0u64));
     drop(probe);
     alloc_snapshot().allocs != before
+}
+
+// ---------------------------------------------------------------------------------------------
+// Heap passes: DHAT routing and live-bytes attribution to stages and components.
+// ---------------------------------------------------------------------------------------------
+
+/// Heap-pass switches, read by [`CountingAlloc`] on every call (one relaxed load). Zero in
+/// timing passes, so they never touch DHAT or the side table.
+static HEAP_MODE: AtomicU8 = AtomicU8::new(0);
+const HEAP_DHAT: u8 = 1;
+const HEAP_ATTRIBUTE: u8 = 2;
+
+/// Most distinct labels (stages and components) one heap pass can tell apart; more share the
+/// last one, [`OVERFLOW_LABEL`].
+pub const MAX_LABELS: usize = 64;
+/// Label of allocations made outside every stage and component.
+pub const UNLABELLED: &str = "(no stage)";
+/// Label shared by the labels past [`MAX_LABELS`].
+pub const OVERFLOW_LABEL: &str = "(other labels)";
+/// Marks a guard that did not change the thread's label.
+const NO_LABEL: u8 = u8::MAX;
+
+thread_local! {
+    /// The label new allocations of this thread are attributed to, in attributing heap passes.
+    static HEAP_LABEL: Cell<u8> = const { Cell::new(0) };
+    /// Set while this thread is inside the heap-pass allocator path (so the allocations DHAT
+    /// makes for its own bookkeeping are neither counted nor attributed), and permanently on
+    /// threads excluded from tracking.
+    static BYPASS: Cell<bool> = const { Cell::new(false) };
+}
+
+struct HookGuard;
+
+impl HookGuard {
+    #[inline]
+    fn enter() -> Option<HookGuard> {
+        BYPASS
+            .try_with(|b| (!b.replace(true)).then_some(HookGuard))
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for HookGuard {
+    #[inline]
+    fn drop(&mut self) {
+        let _ = BYPASS.try_with(|b| b.set(false));
+    }
+}
+
+/// Excludes the calling thread from heap tracking for the rest of its life (DHAT and the side
+/// table never see its allocations); for the profiler's own sampler threads.
+pub fn exclude_thread_from_heap_tracking() {
+    let _ = BYPASS.try_with(|b| b.set(true));
+}
+
+struct LabelNames {
+    names: [&'static str; MAX_LABELS],
+    len: usize,
+}
+
+static LABEL_NAMES: Mutex<LabelNames> = Mutex::new(LabelNames {
+    names: [""; MAX_LABELS],
+    len: 0,
+});
+
+/// The id of `name`, registering it on first use. A fixed array: never allocates, so it is
+/// safe to call from stage guards in the middle of a heap pass.
+fn label_id(name: &'static str) -> u8 {
+    let mut l = LABEL_NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if l.len == 0 {
+        l.names[0] = UNLABELLED;
+        l.names[MAX_LABELS - 1] = OVERFLOW_LABEL;
+        l.len = 1;
+    }
+    let len = l.len;
+    if let Some(i) = l.names[..len].iter().position(|n| *n == name) {
+        return i as u8;
+    }
+    if len < MAX_LABELS - 1 {
+        l.names[len] = name;
+        l.len += 1;
+        len as u8
+    } else {
+        (MAX_LABELS - 1) as u8
+    }
+}
+
+fn label_name(id: usize) -> &'static str {
+    let l = LABEL_NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    match l.names.get(id) {
+        Some(n) if !n.is_empty() => n,
+        _ => UNLABELLED,
+    }
+}
+
+#[inline]
+fn current_label() -> u8 {
+    HEAP_LABEL.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Sets this thread's label to `name` when an attributing heap pass is active; returns the
+/// label to restore, or `NO_LABEL`.
+#[inline]
+fn push_label(name: &'static str) -> u8 {
+    if HEAP_MODE.load(Ordering::Relaxed) & HEAP_ATTRIBUTE == 0 {
+        return NO_LABEL;
+    }
+    push_label_slow(name)
+}
+
+#[cold]
+#[inline(never)]
+fn push_label_slow(name: &'static str) -> u8 {
+    let id = label_id(name);
+    HEAP_LABEL.try_with(|l| l.replace(id)).unwrap_or(NO_LABEL)
+}
+
+#[inline]
+fn pop_label(prev: u8) {
+    if prev != NO_LABEL {
+        let _ = HEAP_LABEL.try_with(|l| l.set(prev));
+    }
+}
+
+/// Guard of a named heap component; see [`component`].
+#[must_use = "the component ends when this guard drops"]
+pub struct ComponentGuard {
+    prev_label: u8,
+    _not_send: PhantomData<*const ()>,
+}
+
+/// Attributes the heap blocks this thread allocates, until the guard drops, to the component
+/// `name` (for example `"recall_cache"`) in attributing heap passes; a no-op otherwise (one
+/// relaxed load). Unlike [`stage`] it records no time.
+#[inline]
+pub fn component(name: &'static str) -> ComponentGuard {
+    ComponentGuard {
+        prev_label: push_label(name),
+        _not_send: PhantomData,
+    }
+}
+
+impl Drop for ComponentGuard {
+    #[inline]
+    fn drop(&mut self) {
+        pop_label(self.prev_label);
+    }
+}
+
+/// Per-label counters of the side table.
+#[derive(Clone, Copy)]
+struct LabelCounters {
+    live: i64,
+    peak: i64,
+    allocs: u64,
+    bytes: u64,
+}
+
+const ZERO_COUNTERS: LabelCounters = LabelCounters {
+    live: 0,
+    peak: 0,
+    allocs: 0,
+    bytes: 0,
+};
+
+/// Live blocks of an attributing heap pass: address -> label, open addressing with linear
+/// probing. Its memory comes from `System` directly so it never re-enters the global allocator.
+struct HeapTable {
+    slots: *mut Slot,
+    cap: usize,
+    len: usize,
+    counters: [LabelCounters; MAX_LABELS],
+    /// Frees of blocks allocated before the pass (not in the table).
+    untracked_frees: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    /// Block address; 0 = empty.
+    key: usize,
+    label: u8,
+}
+
+// SAFETY: the slot array is owned by the table and only touched under HEAP_TABLE's lock.
+unsafe impl Send for HeapTable {}
+
+static HEAP_TABLE: Mutex<HeapTable> = Mutex::new(HeapTable {
+    slots: std::ptr::null_mut(),
+    cap: 0,
+    len: 0,
+    counters: [ZERO_COUNTERS; MAX_LABELS],
+    untracked_frees: 0,
+});
+
+fn heap_table() -> std::sync::MutexGuard<'static, HeapTable> {
+    HEAP_TABLE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+const INITIAL_SLOTS: usize = 1 << 16;
+
+impl HeapTable {
+    #[inline]
+    fn home(&self, key: usize) -> usize {
+        // Fibonacci hashing of the address without its always-zero alignment bits.
+        let h = ((key >> 4) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> (64 - self.cap.trailing_zeros())) as usize
+    }
+
+    fn slots(&mut self) -> &mut [Slot] {
+        if self.slots.is_null() {
+            return &mut [];
+        }
+        // SAFETY: `slots` points to `cap` initialised slots allocated by `grow`.
+        unsafe { std::slice::from_raw_parts_mut(self.slots, self.cap) }
+    }
+
+    /// Doubles the slot array (or creates it). Returns false when System is out of memory, in
+    /// which case the block simply goes untracked.
+    fn grow(&mut self) -> bool {
+        let new_cap = if self.cap == 0 {
+            INITIAL_SLOTS
+        } else {
+            self.cap * 2
+        };
+        let Ok(layout) = Layout::array::<Slot>(new_cap) else {
+            return false;
+        };
+        // SAFETY: non-zero size; zeroed memory is a valid array of empty slots.
+        let fresh = unsafe { System.alloc_zeroed(layout) } as *mut Slot;
+        if fresh.is_null() {
+            return false;
+        }
+        let old_ptr = self.slots;
+        let old_cap = self.cap;
+        self.slots = fresh;
+        self.cap = new_cap;
+        self.len = 0;
+        if !old_ptr.is_null() {
+            // SAFETY: the old array had `old_cap` initialised slots and is freed exactly once.
+            unsafe {
+                for i in 0..old_cap {
+                    let s = *old_ptr.add(i);
+                    if s.key != 0 {
+                        self.put(s.key, s.label);
+                    }
+                }
+                if let Ok(old_layout) = Layout::array::<Slot>(old_cap) {
+                    System.dealloc(old_ptr as *mut u8, old_layout);
+                }
+            }
+        }
+        true
+    }
+
+    /// Inserts or overwrites; the caller guarantees free space.
+    fn put(&mut self, key: usize, label: u8) -> Option<u8> {
+        let mask = self.cap - 1;
+        let mut i = self.home(key);
+        let slots = self.slots();
+        loop {
+            let s = &mut slots[i];
+            if s.key == key {
+                return Some(std::mem::replace(&mut s.label, label));
+            }
+            if s.key == 0 {
+                *s = Slot { key, label };
+                self.len += 1;
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn insert(&mut self, key: usize, label: u8, size: usize) {
+        if key == 0 || ((self.len + 1) * 2 > self.cap && !self.grow()) {
+            return;
+        }
+        let label = usize::from(label).min(MAX_LABELS - 1);
+        // An address still in the table was freed behind our back (before the pass started
+        // with a pointer reused since); drop the stale entry's label quietly.
+        self.put(key, label as u8);
+        let c = &mut self.counters[label];
+        c.allocs += 1;
+        c.bytes += size as u64;
+        c.live += size as i64;
+        c.peak = c.peak.max(c.live);
+    }
+
+    fn remove(&mut self, key: usize, size: usize) {
+        let Some(label) = self.take(key) else {
+            self.untracked_frees += 1;
+            return;
+        };
+        self.counters[usize::from(label)].live -= size as i64;
+    }
+
+    /// Removes `key` with backward-shift deletion (no tombstones, so probes stay short).
+    fn take(&mut self, key: usize) -> Option<u8> {
+        if self.cap == 0 || key == 0 {
+            return None;
+        }
+        let mask = self.cap - 1;
+        let mut i = self.home(key);
+        loop {
+            let k = self.slots()[i].key;
+            if k == key {
+                break;
+            }
+            if k == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+        let label = self.slots()[i].label;
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let k = self.slots()[j].key;
+            if k == 0 {
+                break;
+            }
+            let home = self.home(k);
+            // Slot j may move into the hole unless its home lies cyclically in (hole, j].
+            let stays = if hole <= j {
+                hole < home && home <= j
+            } else {
+                hole < home || home <= j
+            };
+            if !stays {
+                let moved = self.slots()[j];
+                self.slots()[hole] = moved;
+                hole = j;
+            }
+        }
+        self.slots()[hole] = Slot { key: 0, label: 0 };
+        self.len -= 1;
+        Some(label)
+    }
+
+    fn reset(&mut self) {
+        if !self.slots.is_null() {
+            if let Ok(layout) = Layout::array::<Slot>(self.cap) {
+                // SAFETY: allocated by `grow` with this layout, freed once, pointer cleared.
+                unsafe { System.dealloc(self.slots as *mut u8, layout) };
+            }
+        }
+        self.slots = std::ptr::null_mut();
+        self.cap = 0;
+        self.len = 0;
+        self.counters = [ZERO_COUNTERS; MAX_LABELS];
+        self.untracked_frees = 0;
+    }
+}
+
+/// Which heap instruments a heap pass switches on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeapPassMode {
+    /// Route allocations through `dhat::Alloc` (start a `dhat::Profiler` before, stop it after).
+    pub dhat: bool,
+    /// Attribute live blocks to the stage or component that allocated them.
+    pub attribute: bool,
+}
+
+/// An active heap pass; the allocator returns to its fast path when this drops.
+#[must_use = "the heap pass ends when this guard drops"]
+pub struct HeapPass {
+    _private: (),
+}
+
+/// Switches the counting allocator into heap-pass mode. Returns `None` when another heap pass
+/// is active. Only one pass runs at a time per process; timing must not run during one.
+pub fn start_heap_pass(mode: HeapPassMode) -> Option<HeapPass> {
+    let bits = u8::from(mode.dhat) * HEAP_DHAT + u8::from(mode.attribute) * HEAP_ATTRIBUTE;
+    if bits == 0 {
+        return None;
+    }
+    // Clear leftovers of an earlier pass before the mode is visible to other threads.
+    heap_table().reset();
+    HEAP_MODE
+        .compare_exchange(0, bits, Ordering::SeqCst, Ordering::SeqCst)
+        .ok()
+        .map(|_| HeapPass { _private: () })
+}
+
+impl Drop for HeapPass {
+    fn drop(&mut self) {
+        HEAP_MODE.store(0, Ordering::SeqCst);
+        // Frees that happen from now on no longer consult the table; later passes reset it.
+        let _ = HEAP_LABEL.try_with(|l| l.set(0));
+    }
+}
+
+/// Live heap of one label in an attributing heap pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LabelHeap {
+    /// Stage or component name ([`UNLABELLED`] for everything else).
+    pub label: &'static str,
+    /// Bytes allocated under this label and not freed yet.
+    pub live_bytes: i64,
+    /// Highest `live_bytes` since the previous [`take_heap_snapshot`].
+    pub peak_bytes: i64,
+    /// Allocations under this label since the pass started.
+    pub allocs: u64,
+    /// Bytes allocated under this label since the pass started.
+    pub alloc_bytes: u64,
+}
+
+/// Reads every label's counters and restarts the per-label peaks at the current live bytes,
+/// so each snapshot's peak covers the interval since the previous one.
+pub fn take_heap_snapshot() -> Vec<LabelHeap> {
+    let (counters, n) = {
+        let mut t = heap_table();
+        let copy = t.counters;
+        for c in t.counters.iter_mut() {
+            c.peak = c.live;
+        }
+        let n = LABEL_NAMES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len;
+        (copy, n)
+    };
+    let mut out = Vec::with_capacity(n + 1);
+    for (i, c) in counters.iter().enumerate() {
+        if i < n || (i == MAX_LABELS - 1 && c.allocs > 0) {
+            out.push(LabelHeap {
+                label: label_name(i),
+                live_bytes: c.live,
+                peak_bytes: c.peak,
+                allocs: c.allocs,
+                alloc_bytes: c.bytes,
+            });
+        }
+    }
+    out
+}
+
+/// Bytes allocated since the current attributing heap pass started and still live, over all
+/// labels (allocations older than the pass are not included).
+pub fn heap_live_bytes() -> i64 {
+    heap_table().counters.iter().map(|c| c.live).sum()
 }
 
 /// What one stage (or a whole operation) cost.
@@ -297,6 +862,8 @@ impl Recorder {
 #[must_use = "the stage ends when this guard drops"]
 pub struct StageGuard {
     active: bool,
+    /// Heap label to restore on drop, or `NO_LABEL` outside attributing heap passes.
+    prev_label: u8,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -306,6 +873,8 @@ pub struct StageGuard {
 /// operation this records nothing. Never hold the guard across an `.await`.
 #[inline]
 pub fn stage(name: &'static str) -> StageGuard {
+    // Heap attribution works outside operations too (corpus loading has a stage).
+    let prev_label = push_label(name);
     let active = RECORDER
         .try_with(|r| {
             let mut r = r.borrow_mut();
@@ -317,6 +886,7 @@ pub fn stage(name: &'static str) -> StageGuard {
         .unwrap_or(false);
     StageGuard {
         active,
+        prev_label,
         _not_send: PhantomData,
     }
 }
@@ -324,6 +894,7 @@ pub fn stage(name: &'static str) -> StageGuard {
 impl Drop for StageGuard {
     #[inline]
     fn drop(&mut self) {
+        pop_label(self.prev_label);
         if !self.active {
             return;
         }
@@ -614,5 +1185,91 @@ mod tests {
         assert_eq!(persist.peak_live_bytes, 4096);
         assert_eq!(s.total.allocs, 12);
         drop(kept);
+    }
+
+    #[test]
+    fn heap_table_matches_a_hash_map_under_random_churn() {
+        use std::collections::HashMap;
+        let mut t = HeapTable {
+            slots: std::ptr::null_mut(),
+            cap: 0,
+            len: 0,
+            counters: [ZERO_COUNTERS; MAX_LABELS],
+            untracked_frees: 0,
+        };
+        let mut model: HashMap<usize, u8> = HashMap::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        // Enough keys to force two doublings past INITIAL_SLOTS; clustered addresses like a
+        // real heap's, so probe chains wrap and backward shifts happen.
+        for step in 0..400_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = 0x5555_0000_0000 + ((x % 200_000) as usize) * 16;
+            let label = (step % 7) as u8;
+            if x & 3 == 0 {
+                t.remove(key, 8);
+                model.remove(&key);
+            } else {
+                t.insert(key, label, 8);
+                model.insert(key, label);
+            }
+        }
+        assert_eq!(t.len, model.len());
+        for (&k, &l) in &model {
+            assert_eq!(t.take(k), Some(l), "key {k:#x}");
+        }
+        assert_eq!(t.len, 0);
+        assert!(t.cap > INITIAL_SLOTS);
+        t.reset();
+    }
+
+    #[test]
+    fn attributing_heap_pass_charges_live_bytes_to_the_allocating_label() {
+        let pass = start_heap_pass(HeapPassMode {
+            dhat: false,
+            attribute: true,
+        })
+        .expect("no other heap pass in this test binary");
+        assert!(start_heap_pass(HeapPassMode {
+            dhat: false,
+            attribute: true
+        })
+        .is_none());
+        let held;
+        let grown;
+        {
+            let _c = component("test_component");
+            held = std::hint::black_box(vec![1u8; 10_000]);
+            drop(std::hint::black_box(vec![1u8; 5_000]));
+            let mut v: Vec<u8> = Vec::with_capacity(16);
+            {
+                // Growing inside a stage moves the block to that stage.
+                let _s = stage("test_stage");
+                v.extend(std::iter::repeat_n(7u8, 4096));
+            }
+            grown = v;
+        }
+        let snap = take_heap_snapshot();
+        let get = |n: &str| *snap.iter().find(|l| l.label == n).expect(n);
+        let c = get("test_component");
+        assert_eq!(c.live_bytes, 10_000);
+        assert_eq!(c.peak_bytes, 15_000, "both vectors were live at once");
+        assert_eq!(c.alloc_bytes, 10_000 + 5_000 + 16);
+        let s = get("test_stage");
+        assert_eq!(s.live_bytes, grown.capacity() as i64);
+        drop(held);
+        let after = take_heap_snapshot();
+        let c = *after.iter().find(|l| l.label == "test_component").unwrap();
+        assert_eq!(c.live_bytes, 0);
+        assert_eq!(
+            c.peak_bytes, 10_000,
+            "peak restarts at the live bytes of the last snapshot"
+        );
+        drop(pass);
+        // Outside the pass labels are not touched.
+        let _c = component("test_component");
+        assert_eq!(current_label(), 0);
+        drop(grown);
     }
 }

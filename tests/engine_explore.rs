@@ -50,7 +50,7 @@ fn explore() {
         sizes.iter().min().unwrap(),
         sizes.iter().max().unwrap()
     );
-    for np in [8, 16, 32] {
+    for np in [4, 8, 16, 24, 32] {
         let r = ivf_recall(eng.index(), eng.embedder(), &corpus.queries, 10, np);
         eprint!("np{np}: {r:.3}  ");
     }

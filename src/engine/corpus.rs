@@ -473,15 +473,31 @@ fn make_queries(config: &CorpusConfig, events: &[Event]) -> Vec<Query> {
     let n = events.len() as f64;
     let common_zipf = Zipf::new(config.common_words.min(50), config.zipf_exponent);
     let noise_words: Vec<String> = Generator::new(config).vocab.common;
+    let common: HashSet<&str> = noise_words.iter().map(String::as_str).collect();
     let mut queries = Vec::with_capacity(config.queries);
     for _ in 0..config.queries {
         let target = rng.random_range(0..events.len());
         // Candidate words in first-occurrence order (deterministic; `docs` is sorted instead).
         let mut cands: Vec<(String, f64)> = Vec::new();
-        for w in super::embed::tokenize(&events[target].text) {
+        let words = super::embed::tokenize(&events[target].text);
+        let content = words
+            .iter()
+            .filter(|w| !common.contains(w.as_str()))
+            .count();
+        for w in words {
+            // Content words only (the shared common vocabulary plays the role of function
+            // words), unless the event has too few of them.
+            if content >= 3 && common.contains(w.as_str()) {
+                continue;
+            }
             if !cands.iter().any(|(c, _)| *c == w) {
                 let idf = (n / f64::from(*df.get(&w).unwrap_or(&1))).ln().max(0.01);
-                cands.push((w, idf * idf));
+                let wt = if std::env::var("XIDF2").is_ok() {
+                    idf * idf
+                } else {
+                    idf
+                };
+                cands.push((w, wt));
             }
         }
         let m = rng.random_range(3..=5).min(cands.len());

@@ -113,9 +113,18 @@ impl Embedder {
         debug_assert_eq!(out.len(), self.dim);
         out.fill(0.0);
         let mut prev: Option<u64> = None;
+        let mut seen: Vec<u64> = Vec::new();
+        let bin = std::env::var("XBIN").is_ok();
         for w in words(text) {
             let h = word_hash(w);
-            self.add_feature(out, fmix64(h), 1.0);
+            if bin {
+                if !seen.contains(&h) {
+                    self.add_feature(out, fmix64(h), 1.0);
+                    seen.push(h);
+                }
+            } else {
+                self.add_feature(out, fmix64(h), 1.0);
+            }
             if let Some(p) = prev {
                 // Order-sensitive combination so "a b" and "b a" differ.
                 let bigram = p.rotate_left(29) ^ h.wrapping_mul(FNV_PRIME);

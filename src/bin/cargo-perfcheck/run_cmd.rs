@@ -1,38 +1,22 @@
-//! `cargo perfcheck`: argument parsing and dispatch over the perfcheck library.
+//! `cargo perfcheck run`: measure workloads, print per-stage tables, write the run record.
 
-use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
+use perfcheck::baseline::sqlite::SqliteStore;
+use perfcheck::baseline::{Saved, Store};
 use perfcheck::config::Profile;
+use perfcheck::project::ProjectConfig;
+use perfcheck::record::RunRecord;
 use perfcheck::report::table::workload_table;
 use perfcheck::run::{execute, parse_slowdown, RunRequest};
 use perfcheck::workload::Workload;
 
-#[global_allocator]
-static ALLOC: perfcheck::stage::CountingAlloc = perfcheck::stage::CountingAlloc::system();
-
-/// Profile the built-in agent-memory engine stage by stage and track it across commits.
-#[derive(Parser)]
-#[command(name = "cargo-perfcheck", bin_name = "cargo perfcheck", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run workloads, print a per-stage table for each, write reports/<run-id>/run.json.
-    Run(RunArgs),
-    /// List the profiles that --profile accepts.
-    Profiles(ProfilesArgs),
-}
-
 #[derive(Args)]
-struct RunArgs {
+pub struct RunArgs {
     /// Workload to run (repeatable): recall, remember, consolidation, mixed. Default: the
     /// profile's list.
     #[arg(long = "workload", short = 'w', value_name = "W", value_parser = parse_workload)]
@@ -46,57 +30,32 @@ struct RunArgs {
     /// Folder that receives one sub-folder per run.
     #[arg(long, value_name = "DIR", default_value = "reports")]
     reports_dir: PathBuf,
+    /// Save the run in the baseline store (keyed by commit, profile and machine).
+    #[arg(long)]
+    save: bool,
+    /// Baseline store file (default: $PERFCHECK_STORE, perfcheck.toml, baselines/perfcheck.sqlite).
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
     /// Print only the tables, no progress lines.
     #[arg(long, short = 'q')]
     quiet: bool,
-}
-
-#[derive(Args)]
-struct ProfilesArgs {
-    /// Folder searched for profile files.
-    #[arg(long, value_name = "DIR", default_value = "profiles")]
-    profiles_dir: PathBuf,
 }
 
 fn parse_workload(s: &str) -> Result<Workload, String> {
     s.parse::<Workload>().map_err(|e| e.to_string())
 }
 
-fn main() -> ExitCode {
-    let mut args: Vec<OsString> = std::env::args_os().collect();
-    // `cargo perfcheck run` executes `cargo-perfcheck perfcheck run`.
-    if args.get(1).is_some_and(|a| a == "perfcheck") {
-        args.remove(1);
-    }
-    let cli = Cli::parse_from(args);
-    match dispatch(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            let code = e
-                .downcast_ref::<perfcheck::Error>()
-                .map(|e| e.exit_code())
-                .unwrap_or(2);
-            ExitCode::from(code as u8)
-        }
-    }
-}
-
-fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Run(a) => run(a),
-        Command::Profiles(a) => {
-            for name in Profile::available(&a.profiles_dir) {
-                let p = Profile::load(&name, &a.profiles_dir)?;
-                println!("{name:<10} {}", p.description);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+/// Runs the `run` subcommand.
+pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let project = ProjectConfig::load(&cwd)?;
     let profile = Profile::load(&a.profile, &a.profiles_dir)?;
+    // Open the store before the run, so a bad store fails in a second, not after a minute.
+    let mut store = if a.save {
+        Some(SqliteStore::open(&project.store_path(a.store.as_deref()))?)
+    } else {
+        None
+    };
     let slowdown = match std::env::var("PERFCHECK_SLOW_STAGE") {
         Ok(spec) => Some(parse_slowdown(&spec).with_context(|| {
             format!("PERFCHECK_SLOW_STAGE={spec:?}: expected STAGE:PERCENT, e.g. vector_search:50")
@@ -107,7 +66,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         profile,
         workloads: a.workloads,
         reports_dir: a.reports_dir,
-        repo_dir: std::env::current_dir().context("cannot read the current directory")?,
+        repo_dir: cwd,
         slowdown,
     };
     let quiet = a.quiet;
@@ -147,5 +106,32 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     println!();
     println!("run record: {}", outcome.dir.join("run.json").display());
+    if let Some(store) = store.as_mut() {
+        save(store, r)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Saves a finished run as a baseline, saying plainly when it cannot be one.
+pub fn save(store: &mut SqliteStore, r: &RunRecord) -> anyhow::Result<()> {
+    let Some(git) = &r.git else {
+        println!(
+            "not saved: not in a git repository, so the run has no commit to be a baseline of"
+        );
+        return Ok(());
+    };
+    match store.save(r)? {
+        Saved::Inserted if git.dirty => println!(
+            "saved as a DIRTY run of {} in {} (never used as a baseline unless asked)",
+            git.short(),
+            store.path().display()
+        ),
+        Saved::Inserted => println!(
+            "saved as a baseline of {} in {}",
+            git.short(),
+            store.path().display()
+        ),
+        Saved::AlreadyPresent => println!("run {} was already stored", r.run_id),
+    }
+    Ok(())
 }

@@ -1,0 +1,73 @@
+//! `cargo perfcheck`: argument parsing and dispatch over the perfcheck library.
+
+mod baseline_cmd;
+mod run_cmd;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use perfcheck::config::Profile;
+
+#[global_allocator]
+static ALLOC: perfcheck::stage::CountingAlloc = perfcheck::stage::CountingAlloc::system();
+
+/// Profile the built-in agent-memory engine stage by stage and track it across commits.
+#[derive(Parser)]
+#[command(name = "cargo-perfcheck", bin_name = "cargo perfcheck", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run workloads, print a per-stage table for each, write reports/<run-id>/run.json.
+    Run(run_cmd::RunArgs),
+    /// Manage stored baselines: list, show, export, import, delete.
+    Baseline(baseline_cmd::BaselineArgs),
+    /// List the profiles that --profile accepts.
+    Profiles(ProfilesArgs),
+}
+
+#[derive(Args)]
+struct ProfilesArgs {
+    /// Folder searched for profile files.
+    #[arg(long, value_name = "DIR", default_value = "profiles")]
+    profiles_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    // `cargo perfcheck run` executes `cargo-perfcheck perfcheck run`.
+    if args.get(1).is_some_and(|a| a == "perfcheck") {
+        args.remove(1);
+    }
+    let cli = Cli::parse_from(args);
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let code = e
+                .downcast_ref::<perfcheck::Error>()
+                .map(|e| e.exit_code())
+                .unwrap_or(2);
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(a) => run_cmd::run(a),
+        Command::Baseline(a) => baseline_cmd::run(a),
+        Command::Profiles(a) => {
+            for name in Profile::available(&a.profiles_dir) {
+                let p = Profile::load(&name, &a.profiles_dir)?;
+                println!("{name:<10} {}", p.description);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
