@@ -35,6 +35,9 @@ pub enum Error {
         /// What went wrong and what was expected.
         message: String,
     },
+    /// A profiler (pprof, dhat) could not start or produce its output.
+    #[error("profiler: {0}")]
+    Profiler(String),
     /// A workload name that perfcheck does not know.
     #[error("unknown workload `{0}`: expected one of recall, remember, consolidation, mixed")]
     UnknownWorkload(String),

@@ -6,11 +6,15 @@
 #![deny(missing_docs)]
 
 pub mod baseline;
+pub mod check;
+pub mod compare;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod git;
 pub mod machine;
+pub mod metrics;
+pub mod profile;
 pub mod project;
 pub mod record;
 pub mod report;

@@ -167,7 +167,9 @@ impl Measure {
     /// How the measure is compared.
     pub fn kind(self) -> MetricKind {
         match self {
-            Measure::WallNs | Measure::P95Ns | Measure::P99Ns | Measure::CpuNs => MetricKind::Timing,
+            Measure::WallNs | Measure::P95Ns | Measure::P99Ns | Measure::CpuNs => {
+                MetricKind::Timing
+            }
             Measure::Allocs | Measure::AllocBytes => MetricKind::Deterministic,
             Measure::ThroughputOps | Measure::ErrorRate | Measure::HeapGrowthBytesPerHour => {
                 MetricKind::Single
@@ -242,7 +244,15 @@ impl FromStr for Measure {
         Measure::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| NameError::new(s, format!("unknown measure `{s}`: expected one of {}", Measure::known())))
+            .ok_or_else(|| {
+                NameError::new(
+                    s,
+                    format!(
+                        "unknown measure `{s}`: expected one of {}",
+                        Measure::known()
+                    ),
+                )
+            })
     }
 }
 
@@ -280,7 +290,12 @@ fn check_segment(input: &str, what: &str, seg: &str) -> Result<(), NameError> {
     if ok {
         Ok(())
     } else if seg.is_empty() {
-        Err(NameError::new(input, format!("the {what} is empty (expected workload/stage/measure, e.g. recall/total/p99_ns)")))
+        Err(NameError::new(
+            input,
+            format!(
+                "the {what} is empty (expected workload/stage/measure, e.g. recall/total/p99_ns)"
+            ),
+        ))
     } else {
         Err(NameError::new(
             input,
@@ -329,7 +344,9 @@ impl MetricName {
         let [w, st, m] = split3(s, "recall/total/p99_ns")?;
         check_segment(s, "workload", w)?;
         check_segment(s, "stage", st)?;
-        let measure = m.parse::<Measure>().map_err(|e| NameError::new(s, e.message))?;
+        let measure = m
+            .parse::<Measure>()
+            .map_err(|e| NameError::new(s, e.message))?;
         Ok(MetricName {
             workload: w.to_owned(),
             stage: st.to_owned(),
@@ -428,7 +445,11 @@ impl MetricPattern {
         };
         Ok(MetricPattern {
             text: s.to_owned(),
-            parts: [part("workload", w)?, part("stage", st)?, part("measure", m)?],
+            parts: [
+                part("workload", w)?,
+                part("stage", st)?,
+                part("measure", m)?,
+            ],
         })
     }
 
@@ -647,18 +668,33 @@ fn stage_metrics(
     out: &mut Vec<Metric>,
 ) -> Result<(), NameError> {
     let name = |m| MetricName::new(wl, &s.stage, m);
-    out.push(Metric::from_samples(name(Measure::WallNs)?, s.wall_ns.clone()));
+    out.push(Metric::from_samples(
+        name(Measure::WallNs)?,
+        s.wall_ns.clone(),
+    ));
     // Tails only for the whole operation: per-stage tails multiply the metric count (and so
     // the multiple-testing burden) with the noisiest statistics there are.
     if s.stage == TOTAL {
-        out.push(Metric::from_samples(name(Measure::P95Ns)?, s.wall_ns.clone()));
-        out.push(Metric::from_samples(name(Measure::P99Ns)?, s.wall_ns.clone()));
+        out.push(Metric::from_samples(
+            name(Measure::P95Ns)?,
+            s.wall_ns.clone(),
+        ));
+        out.push(Metric::from_samples(
+            name(Measure::P99Ns)?,
+            s.wall_ns.clone(),
+        ));
     }
     if !s.cpu_ns.is_empty() {
-        out.push(Metric::from_samples(name(Measure::CpuNs)?, s.cpu_ns.clone()));
+        out.push(Metric::from_samples(
+            name(Measure::CpuNs)?,
+            s.cpu_ns.clone(),
+        ));
     }
     if counting {
-        out.push(Metric::from_samples(name(Measure::Allocs)?, s.allocs.clone()));
+        out.push(Metric::from_samples(
+            name(Measure::Allocs)?,
+            s.allocs.clone(),
+        ));
         out.push(Metric::from_samples(
             name(Measure::AllocBytes)?,
             s.alloc_bytes.clone(),
@@ -711,7 +747,11 @@ mod tests {
     #[test]
     fn bad_names_say_what_was_expected() {
         let e = |s: &str| MetricName::parse(s).unwrap_err().to_string();
-        assert!(e("recall/total").contains("expected three parts"), "{}", e("recall/total"));
+        assert!(
+            e("recall/total").contains("expected three parts"),
+            "{}",
+            e("recall/total")
+        );
         assert!(e("recall/total/p99").contains("unknown measure `p99`: expected one of wall_ns"));
         assert!(e("Recall/total/wall_ns").contains("workload `Recall` must be lowercase"));
         assert!(e("recall//wall_ns").contains("stage is empty"));
@@ -734,12 +774,20 @@ mod tests {
             .contains("whole part"));
         assert!(MetricPattern::parse("*/*/p100_ns").is_err());
         assert!(
-            MetricPattern::parse("recall/total/wall_ns").unwrap().specificity()
-                > MetricPattern::parse("recall/*/wall_ns").unwrap().specificity()
+            MetricPattern::parse("recall/total/wall_ns")
+                .unwrap()
+                .specificity()
+                > MetricPattern::parse("recall/*/wall_ns")
+                    .unwrap()
+                    .specificity()
         );
         assert!(
-            MetricPattern::parse("recall/*/wall_ns").unwrap().specificity()
-                > MetricPattern::parse("*/total/wall_ns").unwrap().specificity()
+            MetricPattern::parse("recall/*/wall_ns")
+                .unwrap()
+                .specificity()
+                > MetricPattern::parse("*/total/wall_ns")
+                    .unwrap()
+                    .specificity()
         );
     }
 

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::compare::Thresholds;
 use crate::error::Error;
 
 /// File name of the project settings, looked up in the current directory.
@@ -23,9 +24,9 @@ pub struct ProjectConfig {
     /// Regression gate settings.
     #[serde(default)]
     pub check: CheckSettings,
-    /// Thresholds per kind of measure and per metric (see `compare::thresholds`).
+    /// Thresholds per kind of measure and per metric (see [`crate::compare::thresholds`]).
     #[serde(default)]
-    pub thresholds: Option<toml::Table>,
+    pub thresholds: Thresholds,
     /// Where the file was read from (`None` when absent).
     #[serde(skip)]
     pub origin: Option<PathBuf>,
@@ -87,6 +88,13 @@ impl ProjectConfig {
             path: path.clone(),
             message: e.to_string().trim_end().to_owned(),
         })?;
+        cfg.thresholds.validate().map_err(|e| e.into_error(&path))?;
+        if cfg.check.profile.trim().is_empty() {
+            return Err(Error::Config {
+                path,
+                message: "`check.profile` must name a profile".into(),
+            });
+        }
         cfg.origin = Some(path);
         Ok(cfg)
     }

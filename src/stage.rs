@@ -21,6 +21,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 
@@ -106,7 +107,7 @@ impl<A> CountingAlloc<A> {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if HEAP_MODE.load(Ordering::Relaxed) != 0 {
+        if HEAP_MODE.load(Ordering::Relaxed) & ALLOC_BITS != 0 {
             return self.alloc_slow(layout, false);
         }
         let p = self.inner.alloc(layout);
@@ -118,7 +119,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if HEAP_MODE.load(Ordering::Relaxed) != 0 {
+        if HEAP_MODE.load(Ordering::Relaxed) & ALLOC_BITS != 0 {
             return self.alloc_slow(layout, true);
         }
         let p = self.inner.alloc_zeroed(layout);
@@ -130,7 +131,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if HEAP_MODE.load(Ordering::Relaxed) != 0 {
+        if HEAP_MODE.load(Ordering::Relaxed) & ALLOC_BITS != 0 {
             return self.dealloc_slow(ptr, layout);
         }
         self.inner.dealloc(ptr, layout);
@@ -139,7 +140,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if HEAP_MODE.load(Ordering::Relaxed) != 0 {
+        if HEAP_MODE.load(Ordering::Relaxed) & ALLOC_BITS != 0 {
             return self.realloc_slow(ptr, layout, new_size);
         }
         let p = self.inner.realloc(ptr, layout, new_size);
@@ -276,11 +277,16 @@ pub fn counting_allocator_installed() -> bool {
 // Heap passes: DHAT routing and live-bytes attribution to stages and components.
 // ---------------------------------------------------------------------------------------------
 
-/// Heap-pass switches, read by [`CountingAlloc`] on every call (one relaxed load). Zero in
-/// timing passes, so they never touch DHAT or the side table.
+/// Profiling-pass switches, read by [`CountingAlloc`] on every call and by [`stage`] on every
+/// entry (one relaxed load each). Zero in timing passes, so they never touch DHAT, the side
+/// table or the site registry.
 static HEAP_MODE: AtomicU8 = AtomicU8::new(0);
 const HEAP_DHAT: u8 = 1;
 const HEAP_ATTRIBUTE: u8 = 2;
+/// Stage guards record where they are opened (see [`capture_stage_sites`]).
+const SITE_CAPTURE: u8 = 4;
+/// The bits that send the allocator down its slow path.
+const ALLOC_BITS: u8 = HEAP_DHAT | HEAP_ATTRIBUTE;
 
 /// Most distinct labels (stages and components) one heap pass can tell apart; more share the
 /// last one, [`OVERFLOW_LABEL`].
@@ -306,8 +312,10 @@ struct HookGuard;
 impl HookGuard {
     #[inline]
     fn enter() -> Option<HookGuard> {
+        // `then`, not `then_some`: an eagerly built guard would be dropped on the bypass
+        // path and clear the flag it must leave set.
         BYPASS
-            .try_with(|b| (!b.replace(true)).then_some(HookGuard))
+            .try_with(|b| (!b.replace(true)).then(|| HookGuard))
             .ok()
             .flatten()
     }
@@ -371,21 +379,100 @@ fn current_label() -> u8 {
     HEAP_LABEL.try_with(Cell::get).unwrap_or(0)
 }
 
-/// Sets this thread's label to `name` when an attributing heap pass is active; returns the
-/// label to restore, or `NO_LABEL`.
+/// Sets this thread's label to `name` when an attributing heap pass is active, and records
+/// the stage's source site when site capture is on; returns the label to restore, or
+/// `NO_LABEL`.
 #[inline]
-fn push_label(name: &'static str) -> u8 {
-    if HEAP_MODE.load(Ordering::Relaxed) & HEAP_ATTRIBUTE == 0 {
+fn push_label(name: &'static str, site: Option<&'static Location<'static>>) -> u8 {
+    let mode = HEAP_MODE.load(Ordering::Relaxed);
+    if mode == 0 {
         return NO_LABEL;
     }
-    push_label_slow(name)
+    push_label_slow(name, site, mode)
 }
 
 #[cold]
 #[inline(never)]
-fn push_label_slow(name: &'static str) -> u8 {
+fn push_label_slow(name: &'static str, site: Option<&'static Location<'static>>, mode: u8) -> u8 {
+    if mode & SITE_CAPTURE != 0 {
+        if let Some(loc) = site {
+            record_site(name, loc.file());
+        }
+    }
+    if mode & HEAP_ATTRIBUTE == 0 {
+        return NO_LABEL;
+    }
     let id = label_id(name);
     HEAP_LABEL.try_with(|l| l.replace(id)).unwrap_or(NO_LABEL)
+}
+
+struct Sites {
+    sites: [(&'static str, &'static str); MAX_LABELS],
+    len: usize,
+}
+
+static STAGE_SITES: Mutex<Sites> = Mutex::new(Sites {
+    sites: [("", ""); MAX_LABELS],
+    len: 0,
+});
+
+thread_local! {
+    /// Stage names this thread already recorded (by address), so capture costs a short scan
+    /// per stage entry instead of a lock.
+    static SITES_SEEN: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+fn record_site(stage: &'static str, file: &'static str) {
+    let key = stage.as_ptr() as usize;
+    let known = SITES_SEEN
+        .try_with(|seen| {
+            let mut seen = seen.borrow_mut();
+            if seen.contains(&key) {
+                true
+            } else {
+                seen.push(key);
+                false
+            }
+        })
+        .unwrap_or(false);
+    if known {
+        return;
+    }
+    let mut s = STAGE_SITES.lock().unwrap_or_else(PoisonError::into_inner);
+    let len = s.len;
+    if len < MAX_LABELS && !s.sites[..len].iter().any(|(n, _)| *n == stage) {
+        s.sites[len] = (stage, file);
+        s.len += 1;
+    }
+}
+
+/// Where a stage's guard is opened: the source file of its stage function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StageSite {
+    /// Stage name.
+    pub stage: &'static str,
+    /// Source file of the `stage(..)` call, as `file!()` spells it (`src/engine/recall.rs`).
+    pub file: &'static str,
+}
+
+/// Turns on (or off) recording of where each stage is opened. CPU profiles use it to tell a
+/// stage function's frame (`rerank` in `src/engine/recall.rs`) from a same-named function
+/// elsewhere, since release builds name inlined and DWARF-resolved frames without their path.
+pub fn capture_stage_sites(on: bool) {
+    if on {
+        HEAP_MODE.fetch_or(SITE_CAPTURE, Ordering::SeqCst);
+    } else {
+        HEAP_MODE.fetch_and(!SITE_CAPTURE, Ordering::SeqCst);
+    }
+}
+
+/// Stage sites recorded since the process started (first site per stage name).
+pub fn stage_sites() -> Vec<StageSite> {
+    let s = STAGE_SITES.lock().unwrap_or_else(PoisonError::into_inner);
+    s.sites[..s.len]
+        .iter()
+        .map(|&(stage, file)| StageSite { stage, file })
+        .collect()
 }
 
 #[inline]
@@ -408,7 +495,7 @@ pub struct ComponentGuard {
 #[inline]
 pub fn component(name: &'static str) -> ComponentGuard {
     ComponentGuard {
-        prev_label: push_label(name),
+        prev_label: push_label(name, None),
         _not_send: PhantomData,
     }
 }
@@ -645,20 +732,22 @@ pub struct HeapPass {
 /// is active. Only one pass runs at a time per process; timing must not run during one.
 pub fn start_heap_pass(mode: HeapPassMode) -> Option<HeapPass> {
     let bits = u8::from(mode.dhat) * HEAP_DHAT + u8::from(mode.attribute) * HEAP_ATTRIBUTE;
-    if bits == 0 {
+    if bits == 0 || HEAP_MODE.load(Ordering::SeqCst) & ALLOC_BITS != 0 {
         return None;
     }
     // Clear leftovers of an earlier pass before the mode is visible to other threads.
     heap_table().reset();
     HEAP_MODE
-        .compare_exchange(0, bits, Ordering::SeqCst, Ordering::SeqCst)
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| {
+            (m & ALLOC_BITS == 0).then_some(m | bits)
+        })
         .ok()
         .map(|_| HeapPass { _private: () })
 }
 
 impl Drop for HeapPass {
     fn drop(&mut self) {
-        HEAP_MODE.store(0, Ordering::SeqCst);
+        HEAP_MODE.fetch_and(!ALLOC_BITS, Ordering::SeqCst);
         // Frees that happen from now on no longer consult the table; later passes reset it.
         let _ = HEAP_LABEL.try_with(|l| l.set(0));
     }
@@ -872,9 +961,10 @@ pub struct StageGuard {
 /// Use the canonical stage names of DESIGN.md (`vector_search`, `persist`, ...). Outside an
 /// operation this records nothing. Never hold the guard across an `.await`.
 #[inline]
+#[track_caller]
 pub fn stage(name: &'static str) -> StageGuard {
     // Heap attribution works outside operations too (corpus loading has a stage).
-    let prev_label = push_label(name);
+    let prev_label = push_label(name, Some(Location::caller()));
     let active = RECORDER
         .try_with(|r| {
             let mut r = r.borrow_mut();
@@ -1188,6 +1278,22 @@ mod tests {
     }
 
     #[test]
+    fn stage_sites_name_the_file_of_the_stage_call_while_capturing() {
+        {
+            let _s = stage("test_site_off");
+        }
+        capture_stage_sites(true);
+        {
+            let _s = stage("test_site_on");
+        }
+        capture_stage_sites(false);
+        let sites = stage_sites();
+        assert!(sites.iter().all(|s| s.stage != "test_site_off"));
+        let on = sites.iter().find(|s| s.stage == "test_site_on").unwrap();
+        assert_eq!(on.file, file!());
+    }
+
+    #[test]
     fn heap_table_matches_a_hash_map_under_random_churn() {
         use std::collections::HashMap;
         let mut t = HeapTable {
@@ -1266,6 +1372,20 @@ mod tests {
             c.peak_bytes, 10_000,
             "peak restarts at the live bytes of the last snapshot"
         );
+        // An excluded thread's blocks are neither counted nor attributed.
+        std::thread::spawn(|| {
+            exclude_thread_from_heap_tracking();
+            let _c = component("test_excluded");
+            for _ in 0..3 {
+                drop(std::hint::black_box(vec![0u8; 1000]));
+            }
+        })
+        .join()
+        .unwrap();
+        let snap = take_heap_snapshot();
+        assert!(snap
+            .iter()
+            .all(|l| l.label != "test_excluded" || l.allocs == 0));
         drop(pass);
         // Outside the pass labels are not touched.
         let _c = component("test_component");

@@ -40,6 +40,8 @@ fn explore() {
     };
     cfg.nlist = env("NLIST", 0);
     cfg.candidates = env("CAND", 50);
+    cfg.train_iterations = env("TIT", 10);
+    cfg.train_sample = env("TSAMP", 16384);
     let mut eng = Engine::open(dir.path().join("e.db"), cfg.clone()).unwrap();
     let t = Instant::now();
     eng.load_corpus(&corpus).unwrap();
@@ -50,11 +52,14 @@ fn explore() {
         sizes.iter().min().unwrap(),
         sizes.iter().max().unwrap()
     );
-    for np in [4, 8, 16, 24, 32] {
+    for np in [8, 12, 16, 20, 24, 32, 40] {
         let r = ivf_recall(eng.index(), eng.embedder(), &corpus.queries, 10, np);
         eprint!("np{np}: {r:.3}  ");
     }
     eprintln!();
+    if std::env::var("SKIPC").is_ok() {
+        return;
+    }
     let mut found = [0usize; 4];
     let ks = [1, 10, 50, 200];
     for q in &corpus.queries {
@@ -74,6 +79,9 @@ fn explore() {
         found[2] as f64 / n,
         found[3] as f64 / n
     );
+    if std::env::var("SKIPC").is_ok() {
+        return;
+    }
     let t = Instant::now();
     let gt = ground_truth_recall(&mut eng, &corpus.queries, 10).unwrap();
     eprintln!(
@@ -91,4 +99,74 @@ fn explore() {
     eprintln!("all {:?}: {:?}", t.elapsed(), r);
     let p = consolidation_purity(&eng, &corpus).unwrap();
     eprintln!("{p:?}");
+}
+
+#[test]
+#[ignore]
+fn diagnose() {
+    let cc = CorpusConfig {
+        events: 20_000,
+        queries: 500,
+        topic_share: envf("TS", 0.75),
+        ..CorpusConfig::default()
+    };
+    let corpus = Corpus::generate(&cc).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = EngineConfig {
+        cache_capacity: 0,
+        nlist: env("NLIST", 0),
+        ..EngineConfig::default()
+    };
+    let mut eng = Engine::open(dir.path().join("e.db"), cfg.clone()).unwrap();
+    eng.load_corpus(&corpus).unwrap();
+    let np = env("NP", 16);
+    let topic = |id: i64| corpus.events[(id - 1) as usize].topic;
+    let (mut same, mut tot, mut miss_same, mut miss, mut miss_rank_sum) = (0, 0, 0, 0, 0);
+    let mut score_gap = Vec::new();
+    for q in &corpus.queries {
+        let t = topic(q.relevant[0]);
+        let v = eng.embedder().embed(&q.text);
+        let ex = eng.index().search_exact(&v, 10);
+        let ap = eng.index().search(&v, 10, np);
+        for (r, h) in ex.iter().enumerate() {
+            tot += 1;
+            if topic(h.id) == t {
+                same += 1;
+            }
+            if !ap.iter().any(|a| a.id == h.id) {
+                miss += 1;
+                miss_rank_sum += r;
+                if topic(h.id) == t {
+                    miss_same += 1;
+                }
+            }
+        }
+        if let (Some(e), Some(a)) = (ex.last(), ap.last()) {
+            score_gap.push(e.score - a.score);
+        }
+    }
+    eprintln!(
+        "exact top10 same-topic {:.3}; misses {} ({:.3} same-topic), mean rank of missed {:.2}",
+        same as f64 / tot as f64,
+        miss,
+        miss_same as f64 / miss.max(1) as f64,
+        miss_rank_sum as f64 / miss.max(1) as f64
+    );
+    score_gap.sort_by(|a, b| a.total_cmp(b));
+    eprintln!(
+        "10th score gap exact-ivf median {:.4} p90 {:.4}",
+        score_gap[score_gap.len() / 2],
+        score_gap[score_gap.len() * 9 / 10]
+    );
+    let ex0: Vec<f32> = corpus
+        .queries
+        .iter()
+        .take(5)
+        .map(|q| {
+            let v = eng.embedder().embed(&q.text);
+            let e = eng.index().search_exact(&v, 10);
+            e[0].score - e[9].score
+        })
+        .collect();
+    eprintln!("top1-top10 spread for 5 queries {ex0:?}");
 }

@@ -500,7 +500,15 @@ fn make_queries(config: &CorpusConfig, events: &[Event]) -> Vec<Query> {
                 cands.push((w, wt));
             }
         }
-        let m = rng.random_range(3..=5).min(cands.len());
+        let lo: usize = std::env::var("XQLO")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3);
+        let hi: usize = std::env::var("XQHI")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5);
+        let m = rng.random_range(lo..=hi).min(cands.len());
         let mut picked = Vec::with_capacity(m + 1);
         for _ in 0..m {
             let total: f64 = cands.iter().map(|c| c.1).sum();
@@ -516,7 +524,7 @@ fn make_queries(config: &CorpusConfig, events: &[Event]) -> Vec<Query> {
             picked.push(cands.swap_remove(idx).0);
         }
         picked.shuffle(&mut rng);
-        if rng.random_bool(0.3) {
+        if std::env::var("XNONOISE").is_err() && rng.random_bool(0.3) {
             let w = noise_words[common_zipf.sample(&mut rng)].clone();
             let at = rng.random_range(0..=picked.len());
             picked.insert(at, w);

@@ -1,4 +1,5 @@
 //! Rendering results for people: terminal tables and number formatting.
 
+pub mod check;
 pub mod format;
 pub mod table;

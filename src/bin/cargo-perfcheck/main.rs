@@ -1,6 +1,8 @@
 //! `cargo perfcheck`: argument parsing and dispatch over the perfcheck library.
 
 mod baseline_cmd;
+mod check_cmd;
+mod profile_cmd;
 mod run_cmd;
 
 use std::ffi::OsString;
@@ -25,6 +27,11 @@ struct Cli {
 enum Command {
     /// Run workloads, print a per-stage table for each, write reports/<run-id>/run.json.
     Run(run_cmd::RunArgs),
+    /// CPU and heap profiles in passes of their own: flamegraph, pprof, DHAT, heatmap.
+    Profile(profile_cmd::ProfileArgs),
+    /// The regression gate: run (or read) a run, compare it with its baseline, exit 1 on a
+    /// regression.
+    Check(check_cmd::CheckArgs),
     /// Manage stored baselines: list, show, export, import, delete.
     Baseline(baseline_cmd::BaselineArgs),
     /// List the profiles that --profile accepts.
@@ -61,7 +68,9 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(a) => run_cmd::run(a),
+        Command::Profile(a) => profile_cmd::run(a),
         Command::Baseline(a) => baseline_cmd::run(a),
+        Command::Check(a) => check_cmd::run(a),
         Command::Profiles(a) => {
             for name in Profile::available(&a.profiles_dir) {
                 let p = Profile::load(&name, &a.profiles_dir)?;

@@ -1,7 +1,7 @@
 //! `cargo perfcheck run`: measure workloads, print per-stage tables, write the run record.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -12,33 +12,42 @@ use perfcheck::config::Profile;
 use perfcheck::project::ProjectConfig;
 use perfcheck::record::RunRecord;
 use perfcheck::report::table::workload_table;
-use perfcheck::run::{execute, parse_slowdown, RunRequest};
+use perfcheck::run::{execute, parse_slowdown, RunOutcome, RunRequest};
 use perfcheck::workload::Workload;
 
+/// What to measure: shared by `run` and `check`.
 #[derive(Args)]
-pub struct RunArgs {
+pub struct MeasureArgs {
     /// Workload to run (repeatable): recall, remember, consolidation, mixed. Default: the
     /// profile's list.
     #[arg(long = "workload", short = 'w', value_name = "W", value_parser = parse_workload)]
-    workloads: Vec<Workload>,
-    /// Profile name (profiles/<NAME>.toml or built in) or path to a .toml file.
-    #[arg(long, short = 'p', value_name = "NAME", default_value = "quick")]
-    profile: String,
+    pub workloads: Vec<Workload>,
+    /// Profile name (profiles/<NAME>.toml or built in) or path to a .toml file [default: quick,
+    /// or `check.profile` of perfcheck.toml for `check`].
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub profile: Option<String>,
     /// Folder searched for profile files.
     #[arg(long, value_name = "DIR", default_value = "profiles")]
-    profiles_dir: PathBuf,
+    pub profiles_dir: PathBuf,
     /// Folder that receives one sub-folder per run.
     #[arg(long, value_name = "DIR", default_value = "reports")]
-    reports_dir: PathBuf,
+    pub reports_dir: PathBuf,
+    /// Print only the results, no progress lines.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Arguments of `run`.
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    measure: MeasureArgs,
     /// Save the run in the baseline store (keyed by commit, profile and machine).
     #[arg(long)]
     save: bool,
     /// Baseline store file (default: $PERFCHECK_STORE, perfcheck.toml, baselines/perfcheck.sqlite).
     #[arg(long, value_name = "FILE")]
     store: Option<PathBuf>,
-    /// Print only the tables, no progress lines.
-    #[arg(long, short = 'q')]
-    quiet: bool,
 }
 
 fn parse_workload(s: &str) -> Result<Workload, String> {
@@ -49,24 +58,38 @@ fn parse_workload(s: &str) -> Result<Workload, String> {
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let project = ProjectConfig::load(&cwd)?;
-    let profile = Profile::load(&a.profile, &a.profiles_dir)?;
     // Open the store before the run, so a bad store fails in a second, not after a minute.
     let mut store = if a.save {
         Some(SqliteStore::open(&project.store_path(a.store.as_deref()))?)
     } else {
         None
     };
+    let outcome = measure(&a.measure, "quick", &cwd)?;
+    if let Some(store) = store.as_mut() {
+        save(store, &outcome.record)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the profile, runs the workloads, prints their tables and the record's path.
+pub fn measure(a: &MeasureArgs, default_profile: &str, cwd: &Path) -> anyhow::Result<RunOutcome> {
+    let profile = Profile::load(
+        a.profile.as_deref().unwrap_or(default_profile),
+        &a.profiles_dir,
+    )?;
     let slowdown = match std::env::var("PERFCHECK_SLOW_STAGE") {
-        Ok(spec) => Some(parse_slowdown(&spec).with_context(|| {
-            format!("PERFCHECK_SLOW_STAGE={spec:?}: expected STAGE:PERCENT, e.g. vector_search:50")
+        Ok(spec) => Some(parse_slowdown(&spec).ok_or_else(|| {
+            perfcheck::Error::Usage(format!(
+                "PERFCHECK_SLOW_STAGE={spec:?}: expected STAGE:PERCENT, e.g. vector_search:50"
+            ))
         })?),
         Err(_) => None,
     };
     let req = RunRequest {
         profile,
-        workloads: a.workloads,
-        reports_dir: a.reports_dir,
-        repo_dir: cwd,
+        workloads: a.workloads.clone(),
+        reports_dir: a.reports_dir.clone(),
+        repo_dir: cwd.to_path_buf(),
         slowdown,
     };
     let quiet = a.quiet;
@@ -82,6 +105,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let outcome = execute(&req, &mut log)?;
+    print_run(&outcome);
+    Ok(outcome)
+}
+
+fn print_run(outcome: &RunOutcome) {
     let r = &outcome.record;
     let commit = match &r.git {
         Some(g) => format!("{}{}", g.short(), if g.dirty { " (dirty)" } else { "" }),
@@ -95,7 +123,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         r.machine.key()
     );
     if let Some(s) = &r.slowdown {
-        println!("warning: PERFCHECK_SLOW_STAGE={s} is set: stage {s} was slowed on purpose");
+        println!("warning: PERFCHECK_SLOW_STAGE={s} is set: that stage was slowed on purpose");
     }
     if !r.counting_allocator {
         println!("warning: the counting allocator is not installed: allocation columns are 0");
@@ -106,10 +134,6 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     println!();
     println!("run record: {}", outcome.dir.join("run.json").display());
-    if let Some(store) = store.as_mut() {
-        save(store, r)?;
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Saves a finished run as a baseline, saying plainly when it cannot be one.

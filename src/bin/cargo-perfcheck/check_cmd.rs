@@ -1,0 +1,170 @@
+//! `cargo perfcheck check`: the regression gate.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use perfcheck::baseline::select::NoBaseline;
+use perfcheck::baseline::sqlite::SqliteStore;
+use perfcheck::check::{check, CheckOutcome};
+use perfcheck::git::{short_sha, Repo};
+use perfcheck::project::ProjectConfig;
+use perfcheck::record::RunRecord;
+use perfcheck::report::check as render;
+
+use crate::run_cmd::{measure, save, MeasureArgs};
+
+/// Arguments of `check`.
+#[derive(Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    measure: MeasureArgs,
+    /// Compare with the runs stored for this revision (default: the nearest first-parent
+    /// ancestor, from the merge-base with the default branch, that has runs).
+    #[arg(long, value_name = "REV")]
+    base: Option<String>,
+    /// Check this run.json instead of running the profile.
+    #[arg(long, value_name = "FILE")]
+    run_file: Option<PathBuf>,
+    /// Baseline store file (default: $PERFCHECK_STORE, perfcheck.toml, baselines/perfcheck.sqlite).
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// Exit 1 when no baseline is found (default: `check.fail_without_baseline`, else exit 0).
+    #[arg(long)]
+    fail_without_baseline: bool,
+    /// Accept runs of dirty working trees as baselines.
+    #[arg(long)]
+    include_dirty_baselines: bool,
+    /// After comparing, save this run as a baseline of its commit (for the default branch's CI).
+    #[arg(long)]
+    save: bool,
+    /// List every metric in the terminal, not only the changed ones.
+    #[arg(long)]
+    all: bool,
+}
+
+/// Runs the `check` subcommand; exit 0 = no regression, 1 = regression, 2 = error.
+pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let project = ProjectConfig::load(&cwd)?;
+    let mut store = SqliteStore::open(&project.store_path(a.store.as_deref()))?;
+    let (head, dir) = match &a.run_file {
+        Some(file) => {
+            let record = RunRecord::read(file)?;
+            let dir = file
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            (record, dir)
+        }
+        None => {
+            let outcome = measure(&a.measure, &project.check.profile, &cwd)?;
+            (outcome.record, outcome.dir)
+        }
+    };
+    let repo = Repo::discover(&cwd);
+    let include_dirty = a.include_dirty_baselines || project.check.include_dirty_baselines;
+    let outcome = check(
+        &store,
+        repo.as_ref(),
+        &head,
+        a.base.as_deref(),
+        &project,
+        include_dirty,
+    )?;
+    println!();
+    let code = match outcome {
+        CheckOutcome::Compared {
+            comparison,
+            baseline,
+        } => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            if baseline.distance > 0 {
+                println!(
+                    "baseline: {} ({} commits before the merge-base), {} run(s)",
+                    short_sha(&baseline.commit),
+                    baseline.distance,
+                    baseline.runs.len()
+                );
+            }
+            print!("{}", render::terminal(&comparison, color, a.all));
+            let md = render::markdown(&comparison);
+            write_file(&dir.join("check.md"), &md)?;
+            write_file(&dir.join("check.json"), &render::json(&comparison))?;
+            publish_to_github(&md, &render::annotations(&comparison))?;
+            println!(
+                "check report: {} (and check.json)",
+                dir.join("check.md").display()
+            );
+            comparison.exit_code()
+        }
+        CheckOutcome::NoBaseline(why) => {
+            println!("no baseline: {why}");
+            let fail = a.fail_without_baseline || project.check.fail_without_baseline;
+            let md = no_baseline_markdown(&why, &head, fail);
+            write_file(&dir.join("check.md"), &md)?;
+            let json = serde_json::json!({
+                "schema": perfcheck::compare::CHECK_SCHEMA_VERSION,
+                "status": "no_baseline",
+                "reason": why.to_string(),
+                "head": perfcheck::metrics::RunInfo::from_record(&head),
+            });
+            write_file(
+                &dir.join("check.json"),
+                &format!("{}\n", serde_json::to_string_pretty(&json)?),
+            )?;
+            let annotation = if fail {
+                format!("::error title=perfcheck::no baseline: {why}\n")
+            } else {
+                String::new()
+            };
+            publish_to_github(&md, &annotation)?;
+            if fail {
+                1
+            } else {
+                0
+            }
+        }
+    };
+    if a.save {
+        save(&mut store, &head)?;
+    }
+    Ok(ExitCode::from(code as u8))
+}
+
+fn no_baseline_markdown(why: &NoBaseline, head: &RunRecord, fail: bool) -> String {
+    let icon = if fail { "❌" } else { "⚪" };
+    let commit = head
+        .git
+        .as_ref()
+        .map(|g| format!("`{}`", short_sha(&g.commit)))
+        .unwrap_or_else(|| "(no commit)".into());
+    format!(
+        "### {icon} perfcheck: no baseline\n\n{why}.\n\nHead {commit} · profile `{}` · machine `{}`\n",
+        head.profile.name,
+        head.machine.key()
+    )
+}
+
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Appends the report to the job summary and prints annotations, when on GitHub Actions.
+fn publish_to_github(markdown: &str, annotations: &str) -> anyhow::Result<()> {
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&summary)
+            .with_context(|| format!("cannot append to GITHUB_STEP_SUMMARY {summary:?}"))?;
+        writeln!(f, "{markdown}")?;
+    }
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        print!("{annotations}");
+    }
+    Ok(())
+}

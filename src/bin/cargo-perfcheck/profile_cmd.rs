@@ -1,0 +1,255 @@
+//! `cargo perfcheck profile`: CPU and heap profiles in passes of their own (no timings).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use perfcheck::config::Profile;
+use perfcheck::profile::cpu::DEFAULT_FREQUENCY;
+use perfcheck::profile::growth::parse_bytes;
+use perfcheck::profile::pass::Runtime;
+use perfcheck::profile::{execute, ProfileRecord, ProfileRequest, WorkloadProfile, PASS_NOTE};
+use perfcheck::report::format::{bytes, group_digits};
+use perfcheck::run::parse_slowdown;
+use perfcheck::workload::Workload;
+
+#[derive(Args)]
+pub struct ProfileArgs {
+    /// Workload to profile (repeatable): recall, remember, consolidation, mixed. Default: the
+    /// profile's list.
+    #[arg(long = "workload", short = 'w', value_name = "W", value_parser = parse_workload)]
+    workloads: Vec<Workload>,
+    /// Profile name (profiles/<NAME>.toml or built in) or path to a .toml file.
+    #[arg(long, short = 'p', value_name = "NAME", default_value = "quick")]
+    profile: String,
+    /// Folder searched for profile files.
+    #[arg(long, value_name = "DIR", default_value = "profiles")]
+    profiles_dir: PathBuf,
+    /// Folder that receives one sub-folder per run.
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    reports_dir: PathBuf,
+    /// CPU pass only: cpu.folded, cpu-stages.json, flamegraph.svg, profile.pb.gz. (Neither
+    /// --cpu nor --heap: both.)
+    #[arg(long)]
+    cpu: bool,
+    /// Heap passes only: dhat-heap.json, heatmap.svg/png/json, growth.json.
+    #[arg(long)]
+    heap: bool,
+    /// Measure the CPU profiler's overhead (A/B interleaved) and the counting allocator
+    /// against the system allocator; alone, it runs no profiling passes.
+    #[arg(long)]
+    overhead: bool,
+    /// CPU sampling rate in Hz (1 to 1000; above the kernel tick, often 250 Hz, fewer
+    /// samples arrive than asked).
+    #[arg(long, value_name = "HZ", default_value_t = DEFAULT_FREQUENCY)]
+    frequency: u32,
+    /// Measured operations per pass (default: the profile's count; consolidation: batches).
+    #[arg(long, value_name = "N")]
+    ops: Option<u64>,
+    /// Run the operations in a task on a tokio multi-thread runtime (2 workers).
+    #[arg(long)]
+    tokio: bool,
+    /// Live-heap growth per 1,000 operations above which the growth check flags a workload.
+    #[arg(long, value_name = "BYTES", default_value = "64KiB")]
+    growth_threshold: String,
+    /// Exit with code 1 when the growth check flags a workload.
+    #[arg(long)]
+    fail_on_growth: bool,
+    /// Blocks of operations in the overhead measurement (a multiple of 4, at least 4).
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    overhead_blocks: u64,
+    /// Print only the summaries, no progress lines.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+fn parse_workload(s: &str) -> Result<Workload, String> {
+    s.parse::<Workload>().map_err(|e| e.to_string())
+}
+
+/// Runs the `profile` subcommand.
+pub fn run(a: ProfileArgs) -> anyhow::Result<ExitCode> {
+    let profile = Profile::load(&a.profile, &a.profiles_dir)?;
+    let growth_threshold = parse_bytes("--growth-threshold", &a.growth_threshold)?;
+    if a.overhead_blocks < 4 {
+        return Err(perfcheck::Error::Usage(format!(
+            "--overhead-blocks {}: expected at least 4 (blocks alternate off, on, on, off)",
+            a.overhead_blocks
+        ))
+        .into());
+    }
+    let slowdown = match std::env::var("PERFCHECK_SLOW_STAGE") {
+        Ok(spec) => Some(parse_slowdown(&spec).with_context(|| {
+            format!("PERFCHECK_SLOW_STAGE={spec:?}: expected STAGE:PERCENT, e.g. vector_search:50")
+        })?),
+        Err(_) => None,
+    };
+    let neither = !a.cpu && !a.heap;
+    let req = ProfileRequest {
+        profile,
+        workloads: a.workloads,
+        cpu: a.cpu || (neither && !a.overhead),
+        heap: a.heap || (neither && !a.overhead),
+        overhead: a.overhead,
+        frequency: a.frequency,
+        ops: a.ops,
+        runtime: if a.tokio {
+            Runtime::Tokio { workers: 2 }
+        } else {
+            Runtime::Thread
+        },
+        growth_threshold,
+        overhead_blocks: a.overhead_blocks,
+        reports_dir: a.reports_dir,
+        repo_dir: std::env::current_dir().context("cannot read the current directory")?,
+        slowdown,
+    };
+    let quiet = a.quiet;
+    let tty = std::io::stderr().is_terminal();
+    let mut log = |line: &str| {
+        if !quiet {
+            let mut err = std::io::stderr().lock();
+            let _ = if tty {
+                writeln!(err, "\x1b[2m{line}\x1b[0m")
+            } else {
+                writeln!(err, "{line}")
+            };
+        }
+    };
+    let (record, dir) = execute(&req, &mut log)?;
+    print!("{}", summary(&record));
+    println!();
+    println!("profile record: {}", dir.join("profile.json").display());
+    let flagged = record
+        .workloads
+        .iter()
+        .any(|w| w.growth.as_ref().is_some_and(|g| g.flagged));
+    Ok(if flagged && a.fail_on_growth {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn summary(r: &ProfileRecord) -> String {
+    let commit = match &r.git {
+        Some(g) => format!("{}{}", g.short(), if g.dirty { " (dirty)" } else { "" }),
+        None => "no git repository".into(),
+    };
+    let mut out = format!(
+        "perfcheck profile {} | profile {} | commit {} | {} | {}\nnote: {PASS_NOTE}\n",
+        r.run_id,
+        r.profile,
+        commit,
+        r.runtime,
+        r.machine.key()
+    );
+    if let Some(s) = &r.slowdown {
+        out.push_str(&format!(
+            "warning: PERFCHECK_SLOW_STAGE={s} is set: stage {s} was slowed on purpose\n"
+        ));
+    }
+    for w in &r.workloads {
+        out.push('\n');
+        out.push_str(&workload_summary(w));
+    }
+    if let Some(a) = &r.alloc_overhead {
+        out.push_str(&format!(
+            "\nallocator overhead: counting {:.1} ns vs system {:.1} ns per alloc+free = {:.2}x (target <= 1.2x)\n",
+            a.counting_ns, a.system_ns, a.ratio
+        ));
+    }
+    out
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn workload_summary(w: &WorkloadProfile) -> String {
+    let mut out = String::new();
+    let name = w.workload.name();
+    if let Some(c) = &w.cpu {
+        out.push_str(&format!(
+            "{name} | CPU pass (pprof {} Hz, {} ops): {} samples, {:.1}/s of CPU time, {} of process CPU time covered\n",
+            c.frequency_hz,
+            group_digits(c.ops),
+            group_digits(c.samples),
+            c.samples_per_cpu_second,
+            pct(c.coverage)
+        ));
+        let width = c
+            .stages
+            .iter()
+            .map(|s| s.stage.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        out.push_str(&format!(
+            "  {:<width$}  {:>8}  {:>6}\n",
+            "stage", "samples", "share"
+        ));
+        for s in &c.stages {
+            out.push_str(&format!(
+                "  {:<width$}  {:>8}  {:>6}\n",
+                s.stage,
+                group_digits(s.samples),
+                pct(s.share)
+            ));
+        }
+        for warning in &c.warnings {
+            out.push_str(&format!("  warning: {warning}\n"));
+        }
+    }
+    if let Some(d) = &w.dhat {
+        out.push_str(&format!(
+            "{name} | DHAT pass: total {} in {} blocks | peak {} in {} blocks | at end {} in {} blocks\n",
+            bytes(d.total_bytes as f64),
+            group_digits(d.total_blocks),
+            bytes(d.peak_bytes as f64),
+            group_digits(d.peak_blocks),
+            bytes(d.end_bytes as f64),
+            group_digits(d.end_blocks)
+        ));
+    }
+    if let Some(rows) = &w.heap_rows {
+        out.push_str(&format!(
+            "{name} | heatmap pass: peak live heap by stage and component\n"
+        ));
+        let width = rows.iter().map(|r| r.row.len()).max().unwrap_or(5).max(5);
+        out.push_str(&format!(
+            "  {:<width$}  {:>10}  {:>10}\n",
+            "row", "peak live", "allocated"
+        ));
+        for r in rows {
+            out.push_str(&format!(
+                "  {:<width$}  {:>10}  {:>10}\n",
+                r.row,
+                bytes(r.peak_live_bytes as f64),
+                bytes(r.allocated_bytes as f64)
+            ));
+        }
+    }
+    if let Some(g) = &w.growth {
+        out.push_str(&format!("  {}\n", g.line()));
+    }
+    if let Some(o) = &w.overhead {
+        out.push_str(&format!(
+            "{name} | CPU profiler overhead at {} Hz: profiled/unprofiled wall {:.4} (median pair {:.4}, 95% CI {:.4}..{:.4}; target <= 1.01), \
+             {:.1} samples/CPU-s, {} of CPU time covered (target >= 95%), {} blocks of {} ops\n",
+            o.frequency_hz,
+            o.wall_ratio,
+            o.median_pair_ratio,
+            o.ratio_ci95.0,
+            o.ratio_ci95.1,
+            o.samples_per_cpu_second,
+            pct(o.coverage),
+            o.blocks.len(),
+            group_digits(o.block_ops)
+        ));
+    }
+    out.push_str(&format!("  files: {}\n", w.dir.display()));
+    out
+}

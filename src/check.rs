@@ -1,0 +1,88 @@
+//! `check`: find the baseline of a run and compare the run with it.
+
+use crate::baseline::select::{find_baseline, Baseline, NoBaseline, Query};
+use crate::baseline::Store;
+use crate::compare::{compare, Comparison};
+use crate::error::Error;
+use crate::git::Repo;
+use crate::metrics::MetricSet;
+use crate::project::ProjectConfig;
+use crate::record::RunRecord;
+
+/// What a check concluded.
+pub enum CheckOutcome {
+    /// A baseline was found and compared.
+    Compared {
+        /// Per-metric verdicts.
+        comparison: Comparison,
+        /// The baseline commit and runs.
+        baseline: Baseline,
+    },
+    /// Nothing to compare with, and why.
+    NoBaseline(NoBaseline),
+}
+
+/// Finds the baseline of `head` (at `base_rev` when given) in `store` and compares.
+pub fn check(
+    store: &dyn Store,
+    repo: Option<&Repo>,
+    head: &RunRecord,
+    base_rev: Option<&str>,
+    project: &ProjectConfig,
+    include_dirty: bool,
+) -> Result<CheckOutcome, Error> {
+    let (Some(repo), Some(git)) = (repo, head.git.as_ref()) else {
+        return Ok(CheckOutcome::NoBaseline(NoBaseline::NoRepository));
+    };
+    let machine_key = head.machine.key();
+    let query = Query {
+        profile: &head.profile.name,
+        machine_key: &machine_key,
+        include_dirty,
+        exclude_run: Some(&head.run_id),
+    };
+    let default_branch = repo.default_branch(project.check.default_branch.as_deref());
+    let found = find_baseline(
+        store,
+        repo,
+        &git.commit,
+        base_rev,
+        default_branch.as_deref(),
+        &query,
+    )?;
+    let baseline = match found {
+        Ok(b) => b,
+        Err(why) => return Ok(CheckOutcome::NoBaseline(why)),
+    };
+    let mut base_sets = Vec::with_capacity(baseline.runs.len());
+    for run in &baseline.runs {
+        let record = store.load(&run.run_id)?.ok_or_else(|| {
+            Error::Usage(format!(
+                "baseline run {} disappeared from the store during the check",
+                run.run_id
+            ))
+        })?;
+        base_sets.push(metric_set(&record)?);
+    }
+    let head_set = metric_set(head)?;
+    let comparison = compare(
+        &base_sets,
+        &head_set,
+        &project.thresholds,
+        project.check.seed,
+    );
+    Ok(CheckOutcome::Compared {
+        comparison,
+        baseline,
+    })
+}
+
+/// The metrics of a record; a record whose names do not parse is a damaged record.
+pub fn metric_set(record: &RunRecord) -> Result<MetricSet, Error> {
+    MetricSet::from_record(record).map_err(|e| {
+        Error::Usage(format!(
+            "run {} holds a metric perfcheck cannot name: {e}",
+            record.run_id
+        ))
+    })
+}

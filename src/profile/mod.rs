@@ -1,0 +1,422 @@
+//! `cargo perfcheck profile`: CPU and heap profiles of the workloads, in passes of their own.
+//!
+//! Nothing here is timed: profilers distort time (DESIGN.md), so per-stage wall and CPU times
+//! come from `cargo perfcheck run`. Each workload gets up to three passes, each on a fresh
+//! engine with the corpus loaded:
+//!
+//! | pass | instrument | output in `reports/<run>/<workload>/` |
+//! |---|---|---|
+//! | CPU ([`cpu`]) | pprof-rs sampling, measured operations only | `cpu.folded`, `cpu-stages.json`, `flamegraph.svg`, `profile.pb.gz` |
+//! | DHAT ([`heap`]) | dhat-rs, setup to engine drop | `dhat-heap.json` |
+//! | heatmap ([`heatmap`], [`growth`]) | stage-attributing allocator + sampler thread | `heatmap.{svg,png,json}`, `growth.json` |
+//!
+//! `--overhead` measures what the CPU profiler and the counting allocator cost ([`overhead`]).
+//! Everything is summarised in `reports/<run>/profile.json`.
+
+pub mod cpu;
+pub mod flamegraph;
+pub mod growth;
+pub mod heap;
+pub mod heatmap;
+pub mod overhead;
+pub mod pass;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Profile;
+use crate::engine::corpus::Corpus;
+use crate::error::Error;
+use crate::git::GitInfo;
+use crate::machine::Machine;
+use crate::report::format::group_digits;
+use crate::stage;
+use crate::workload::Workload;
+
+use self::cpu::{CpuSampler, CpuSummary, CpuWindow};
+use self::flamegraph::FlameLabels;
+use self::growth::GrowthReport;
+use self::heap::{DhatHooks, DhatSummary};
+use self::heatmap::{HeatmapGrid, HeatmapHooks, MAX_COLUMNS};
+use self::overhead::{AllocOverhead, CpuOverhead};
+use self::pass::{drive, PassSpec, Runtime};
+
+/// Layout version of `profile.json`.
+pub const PROFILE_SCHEMA_VERSION: u32 = 1;
+
+/// The crate whose free functions named like stages are stage frames.
+const CRATE_PREFIX: &str = env!("CARGO_CRATE_NAME");
+
+/// What to profile.
+#[derive(Clone, Debug)]
+pub struct ProfileRequest {
+    /// The profile (sizes, counts, engine settings).
+    pub profile: Profile,
+    /// Workloads; empty means the profile's list.
+    pub workloads: Vec<Workload>,
+    /// Run the CPU pass.
+    pub cpu: bool,
+    /// Run the DHAT and heatmap passes.
+    pub heap: bool,
+    /// Measure the profilers' overhead instead of (or besides) profiling.
+    pub overhead: bool,
+    /// CPU sampling frequency, Hz.
+    pub frequency: u32,
+    /// Measured operations per pass; `None` = the profile's count.
+    pub ops: Option<u64>,
+    /// Thread or tokio runtime for the operations.
+    pub runtime: Runtime,
+    /// Growth above this many bytes per 1,000 operations is flagged.
+    pub growth_threshold: u64,
+    /// Blocks of the A/B overhead measurement (rounded down to a multiple of 4).
+    pub overhead_blocks: u64,
+    /// Folder that receives `<run-id>/`.
+    pub reports_dir: PathBuf,
+    /// Directory whose git repository identifies the commit.
+    pub repo_dir: PathBuf,
+    /// Test knob: slow one stage by a percentage (see [`stage::set_slowdown`]).
+    pub slowdown: Option<(String, u32)>,
+}
+
+/// Per-row numbers of the heatmap pass.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct HeapRow {
+    /// Stage or component.
+    pub row: String,
+    /// Highest live bytes over the pass.
+    pub peak_live_bytes: u64,
+    /// Bytes allocated over the pass.
+    pub allocated_bytes: u64,
+}
+
+/// Everything profiled for one workload.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkloadProfile {
+    /// The workload.
+    pub workload: Workload,
+    /// Folder with its files.
+    pub dir: PathBuf,
+    /// Stages its measured operations entered.
+    pub stages: Vec<String>,
+    /// CPU pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuSummary>,
+    /// DHAT pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhat: Option<DhatSummary>,
+    /// Heatmap pass, rows by peak live bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap_rows: Option<Vec<HeapRow>>,
+    /// Growth check of the heatmap pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub growth: Option<GrowthReport>,
+    /// CPU profiler overhead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead: Option<CpuOverhead>,
+}
+
+/// `profile.json`: what one `cargo perfcheck profile` produced.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProfileRecord {
+    /// Layout version ([`PROFILE_SCHEMA_VERSION`]).
+    pub schema: u32,
+    /// Folder name under the reports folder.
+    pub run_id: String,
+    /// UTC start, RFC 3339.
+    pub created_at: String,
+    /// perfcheck's version.
+    pub tool_version: String,
+    /// The commit profiled.
+    pub git: Option<GitInfo>,
+    /// Where it ran.
+    pub machine: Machine,
+    /// Profile name.
+    pub profile: String,
+    /// CPU sampling frequency, Hz.
+    pub frequency_hz: u32,
+    /// `thread` or `tokio`.
+    pub runtime: String,
+    /// Test knob in effect, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowdown: Option<String>,
+    /// Which numbers came from which pass.
+    pub note: String,
+    /// Per workload.
+    pub workloads: Vec<WorkloadProfile>,
+    /// Counting allocator vs System, when `--overhead` ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alloc_overhead: Option<AllocOverhead>,
+}
+
+/// Where every number comes from; printed and stored with the profile.
+pub const PASS_NOTE: &str = "no timings: CPU shares come from pprof samples of the CPU pass, \
+heap numbers from the DHAT and heatmap passes (each on a fresh engine); per-stage wall and CPU \
+times come from `cargo perfcheck run`, which runs without profilers";
+
+/// Profiles every requested workload and writes `reports/<run-id>/`. `log` gets progress lines.
+pub fn execute(
+    req: &ProfileRequest,
+    log: &mut dyn FnMut(&str),
+) -> Result<(ProfileRecord, PathBuf), Error> {
+    cpu::check_frequency(req.frequency)?;
+    if req.ops == Some(0) {
+        return Err(Error::Usage(
+            "--ops 0: expected at least 1 measured operation per pass".into(),
+        ));
+    }
+    let workloads = if req.workloads.is_empty() {
+        req.profile.workloads.clone()
+    } else {
+        req.workloads.clone()
+    };
+    let created = SystemTime::now();
+    let created_at = humantime::format_rfc3339_seconds(created).to_string();
+    let git = GitInfo::discover(&req.repo_dir);
+    let dir = unique_dir(&req.reports_dir, &run_id(&created_at, git.as_ref()))?;
+    let commit = match &git {
+        Some(g) => format!("{}{}", g.short(), if g.dirty { " (dirty)" } else { "" }),
+        None => "(no git repository)".into(),
+    };
+    log(&format!(
+        "profile {}: generating corpus ({} events, seed {})",
+        req.profile.name,
+        group_digits(req.profile.corpus.events as u64),
+        req.profile.corpus.seed
+    ));
+    let corpus = Arc::new(Corpus::generate(&req.profile.corpus)?);
+    stage::set_slowdown(req.slowdown.as_ref().map(|(s, p)| (s.as_str(), *p)));
+    let result = profile_all(req, &workloads, &corpus, &dir, &commit, log);
+    stage::set_slowdown(None);
+    let profiles = result?;
+    let alloc_overhead = req.overhead.then(|| {
+        log("allocator: counting vs system, 15 interleaved rounds of 100,000 alloc+free pairs");
+        overhead::alloc_overhead(15)
+    });
+    let record = ProfileRecord {
+        schema: PROFILE_SCHEMA_VERSION,
+        run_id: dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned(),
+        created_at,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        git,
+        machine: Machine::current(),
+        profile: req.profile.name.clone(),
+        frequency_hz: req.frequency,
+        runtime: match req.runtime {
+            Runtime::Thread => "thread".into(),
+            Runtime::Tokio { workers } => format!("tokio ({workers} workers)"),
+        },
+        slowdown: req.slowdown.as_ref().map(|(s, p)| format!("{s}:{p}")),
+        note: PASS_NOTE.into(),
+        workloads: profiles,
+        alloc_overhead,
+    };
+    write_json(&dir.join("profile.json"), &record)?;
+    Ok((record, dir))
+}
+
+fn profile_all(
+    req: &ProfileRequest,
+    workloads: &[Workload],
+    corpus: &Arc<Corpus>,
+    dir: &Path,
+    commit: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<WorkloadProfile>, Error> {
+    let mut out = Vec::with_capacity(workloads.len());
+    for &w in workloads {
+        let wdir = dir.join(w.name());
+        std::fs::create_dir_all(&wdir).map_err(|e| Error::Io {
+            context: format!("cannot create {}", wdir.display()),
+            source: e,
+        })?;
+        let spec = PassSpec::new(w, &req.profile, req.ops, req.runtime);
+        let mut wp = WorkloadProfile {
+            workload: w,
+            dir: wdir.clone(),
+            stages: Vec::new(),
+            cpu: None,
+            dhat: None,
+            heap_rows: None,
+            growth: None,
+            overhead: None,
+        };
+        if req.cpu {
+            log(&format!(
+                "{w}: CPU pass, {} measured operations sampled at {} Hz",
+                group_digits(spec.ops),
+                req.frequency
+            ));
+            let (summary, stages) = cpu_pass(req, &spec, corpus, &wdir, commit)?;
+            wp.stages = stages;
+            wp.cpu = Some(summary);
+        }
+        if req.heap {
+            log(&format!(
+                "{w}: DHAT pass (every allocation with its backtrace; slow)"
+            ));
+            let hooks = DhatHooks::new(&wdir.join("dhat-heap.json"));
+            let (_, hooks) = drive(&spec, &req.profile, corpus, hooks)?;
+            wp.dhat = Some(hooks.finish()?);
+
+            log(&format!(
+                "{w}: heatmap pass, live heap per stage sampled every {} ms",
+                heatmap::SAMPLE_PERIOD.as_millis()
+            ));
+            let (outcome, hooks) = drive(&spec, &req.profile, corpus, HeatmapHooks::new())?;
+            let timeline = hooks.finish()?;
+            let title = format!(
+                "{w}: heap by stage | commit {commit} | profile {} | {} measured ops",
+                req.profile.name,
+                group_digits(spec.ops)
+            );
+            let grid = HeatmapGrid::new(&timeline, &title, &outcome.stages, MAX_COLUMNS);
+            grid.write(&wdir)?;
+            let growth = GrowthReport::new(
+                &timeline.growth_samples,
+                heatmap::GROWTH_EVERY,
+                req.growth_threshold,
+            );
+            write_json(&wdir.join("growth.json"), &growth)?;
+            let mut rows: Vec<HeapRow> = grid
+                .rows
+                .iter()
+                .zip(grid.row_peak.iter().zip(&grid.row_allocated))
+                .map(|(r, (&p, &a))| HeapRow {
+                    row: r.clone(),
+                    peak_live_bytes: p,
+                    allocated_bytes: a,
+                })
+                .collect();
+            rows.sort_by(|a, b| b.peak_live_bytes.cmp(&a.peak_live_bytes));
+            wp.heap_rows = Some(rows);
+            wp.growth = Some(growth);
+            if wp.stages.is_empty() {
+                wp.stages = outcome.stages.iter().map(|s| s.to_string()).collect();
+            }
+        }
+        if req.overhead {
+            log(&format!(
+                "{w}: CPU profiler overhead, {} operations in {} interleaved blocks (off, on, on, off, ...)",
+                group_digits(spec.ops),
+                req.overhead_blocks
+            ));
+            let o = overhead::cpu_overhead(
+                &spec,
+                &req.profile,
+                corpus,
+                req.frequency,
+                req.overhead_blocks,
+            )?;
+            write_json(&wdir.join("overhead.json"), &o)?;
+            wp.overhead = Some(o);
+        }
+        out.push(wp);
+    }
+    Ok(out)
+}
+
+fn cpu_pass(
+    req: &ProfileRequest,
+    spec: &PassSpec,
+    corpus: &Arc<Corpus>,
+    wdir: &Path,
+    commit: &str,
+) -> Result<(CpuSummary, Vec<String>), Error> {
+    let sampler = CpuSampler::install(req.frequency)?;
+    let (outcome, window) = drive(spec, &req.profile, corpus, CpuWindow::new(req.frequency))?;
+    let p = sampler.finish(&window)?;
+    let stages = &outcome.stages;
+    let summary = CpuSummary::new(&p, outcome.ops, CRATE_PREFIX, stages);
+    let folded = p.folded();
+    write_file(&wdir.join("cpu.folded"), folded.as_bytes())?;
+    write_json(&wdir.join("cpu-stages.json"), &summary)?;
+    let runtime = match req.runtime {
+        Runtime::Thread => "1 thread".to_owned(),
+        Runtime::Tokio { workers } => format!("a tokio runtime with {workers} workers"),
+    };
+    let labels = FlameLabels {
+        workload: spec.workload.name(),
+        commit,
+        samples: p.samples,
+        frequency: req.frequency,
+        subtitle: format!(
+            "profile {} | {} measured ops on {runtime} | blue frames are pipeline stages | not timed: wall times come from cargo perfcheck run",
+            req.profile.name,
+            group_digits(outcome.ops)
+        ),
+    };
+    flamegraph::write_svg(
+        &folded,
+        &labels,
+        CRATE_PREFIX,
+        stages,
+        &wdir.join("flamegraph.svg"),
+    )?;
+    p.write_pprof(
+        &wdir.join("profile.pb.gz"),
+        window.started.unwrap_or_else(SystemTime::now),
+    )?;
+    Ok((summary, stages.iter().map(|s| s.to_string()).collect()))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    std::fs::write(path, bytes).map_err(|e| Error::Io {
+        context: format!("cannot write {}", path.display()),
+        source: e,
+    })
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let json = serde_json::to_vec_pretty(value).map_err(|e| Error::Json {
+        context: format!("cannot encode {}", path.display()),
+        source: e,
+    })?;
+    write_file(path, &json)
+}
+
+/// `2026-11-27T06:50:12Z` + commit -> `20261127-065012-1a2b3c4`, like run ids.
+fn run_id(created_at: &str, git: Option<&GitInfo>) -> String {
+    let stamp: String = created_at
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect::<String>()
+        .replace('T', "-");
+    match git {
+        Some(g) => format!("{stamp}-{}", &g.commit[..g.commit.len().min(7)]),
+        None => stamp,
+    }
+}
+
+/// Creates `root/id`, or `root/id-2`, `-3`, ... when runs start in the same second.
+fn unique_dir(root: &Path, id: &str) -> Result<PathBuf, Error> {
+    std::fs::create_dir_all(root).map_err(|e| Error::Io {
+        context: format!("cannot create reports folder {}", root.display()),
+        source: e,
+    })?;
+    let mut n = 1u32;
+    loop {
+        let name = if n == 1 {
+            id.to_owned()
+        } else {
+            format!("{id}-{n}")
+        };
+        let dir = root.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("cannot create {}", dir.display()),
+                    source: e,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! What profiling costs, measured in one process: the CPU profiler's wall-time overhead A/B
+//! interleaved on the same engine, its sample coverage, and the counting allocator against
+//! the system allocator.
+//!
+//! The CPU profiler is installed once; between blocks of operations only its interval timer is
+//! armed or disarmed, in ABBA order (off, on, on, off, ...), so both arms see the same engine,
+//! caches and machine state and slow drifts cancel. Symbolising the report happens after the
+//! last block and is not part of the overhead (it is a one-off cost at the end of a pass).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Profile;
+use crate::engine::corpus::Corpus;
+use crate::error::Error;
+use crate::profile::cpu::{process_cpu_ns, set_interval_timer, CpuSampler, CpuWindow};
+use crate::profile::pass::{drive, PassHooks, PassSpec, Phase};
+use crate::stage::CountingAlloc;
+
+/// One block of operations.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Block {
+    /// Whether sampling was armed.
+    pub profiled: bool,
+    /// Wall ns of the block.
+    pub wall_ns: u64,
+    /// Process CPU ns of the block.
+    pub cpu_ns: u64,
+}
+
+/// The CPU profiler's cost on one workload.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CpuOverhead {
+    /// Sampling frequency, Hz.
+    pub frequency_hz: u32,
+    /// Operations per block.
+    pub block_ops: u64,
+    /// Every block, in the order run.
+    pub blocks: Vec<Block>,
+    /// Sum of profiled wall time / sum of unprofiled wall time.
+    pub wall_ratio: f64,
+    /// Median of the per-pair ratios (each profiled block against its unprofiled neighbour).
+    pub median_pair_ratio: f64,
+    /// 95% confidence interval of the mean per-pair ratio (normal approximation).
+    pub ratio_ci95: (f64, f64),
+    /// Samples taken in the profiled blocks.
+    pub samples: u64,
+    /// Samples per CPU second of the profiled blocks.
+    pub samples_per_cpu_second: f64,
+    /// samples x interval / process CPU time of the profiled blocks.
+    pub coverage: f64,
+}
+
+/// The counting allocator against the system allocator on an alloc/free churn loop.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AllocOverhead {
+    /// Median ns per alloc+free pair through `System`.
+    pub system_ns: f64,
+    /// Median ns per pair through `CountingAlloc::system()` (no heap pass active).
+    pub counting_ns: f64,
+    /// `counting_ns / system_ns`.
+    pub ratio: f64,
+}
+
+struct AbHooks {
+    frequency: u32,
+    block_ops: u64,
+    total_ops: u64,
+    blocks: Vec<Block>,
+    start: Option<(Instant, u64, bool)>,
+}
+
+/// ABBA: off, on, on, off, ...
+fn profiled(block: usize) -> bool {
+    matches!(block % 4, 1 | 2)
+}
+
+impl AbHooks {
+    fn open(&mut self) {
+        let on = profiled(self.blocks.len());
+        set_interval_timer(on.then_some(self.frequency));
+        self.start = Some((Instant::now(), process_cpu_ns(), on));
+    }
+
+    fn close(&mut self) {
+        if let Some((t, cpu, on)) = self.start.take() {
+            let wall_ns = t.elapsed().as_nanos() as u64;
+            let cpu_ns = process_cpu_ns().saturating_sub(cpu);
+            set_interval_timer(None);
+            self.blocks.push(Block {
+                profiled: on,
+                wall_ns,
+                cpu_ns,
+            });
+        }
+    }
+}
+
+impl PassHooks for AbHooks {
+    fn phase(&mut self, phase: Phase) {
+        match phase {
+            Phase::Measured => self.open(),
+            Phase::Finished => self.close(),
+            _ => {}
+        }
+    }
+
+    fn after_op(&mut self, done: u64) {
+        if done % self.block_ops == 0 {
+            self.close();
+            if done < self.total_ops {
+                self.open();
+            }
+        }
+    }
+}
+
+/// Measures the CPU profiler's overhead on `spec`'s workload with `blocks` blocks of
+/// `spec.ops / blocks` operations.
+pub fn cpu_overhead(
+    spec: &PassSpec,
+    profile: &Profile,
+    corpus: &Arc<Corpus>,
+    frequency: u32,
+    blocks: u64,
+) -> Result<CpuOverhead, Error> {
+    let blocks = blocks.max(4) / 4 * 4;
+    let block_ops = (spec.ops / blocks).max(1);
+    let mut spec = spec.clone();
+    spec.ops = block_ops * blocks;
+    let sampler = CpuSampler::install(frequency)?;
+    let hooks = AbHooks {
+        frequency,
+        block_ops,
+        total_ops: spec.ops,
+        blocks: Vec::new(),
+        start: None,
+    };
+    let (_, hooks) = drive(&spec, profile, corpus, hooks)?;
+    // Coverage is computed from the profiled blocks below, not from a single window.
+    let profile_out = sampler.finish(&CpuWindow::new(frequency))?;
+    let blocks = hooks.blocks;
+    let sum = |on: bool| -> (u64, u64) {
+        blocks
+            .iter()
+            .filter(|b| b.profiled == on)
+            .fold((0, 0), |(w, c), b| (w + b.wall_ns, c + b.cpu_ns))
+    };
+    let (on_wall, on_cpu) = sum(true);
+    let (off_wall, _) = sum(false);
+    let mut pairs: Vec<f64> = blocks
+        .chunks_exact(2)
+        .filter_map(|p| {
+            let (on, off) = if p[0].profiled {
+                (p[0], p[1])
+            } else {
+                (p[1], p[0])
+            };
+            (on.profiled != off.profiled && off.wall_ns > 0)
+                .then(|| on.wall_ns as f64 / off.wall_ns as f64)
+        })
+        .collect();
+    pairs.sort_by(f64::total_cmp);
+    let n = pairs.len() as f64;
+    let mean = pairs.iter().sum::<f64>() / n.max(1.0);
+    let sd = (pairs.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
+    let half = 1.96 * sd / n.max(1.0).sqrt();
+    let interval_ns = profile_out.interval_ns() as f64;
+    Ok(CpuOverhead {
+        frequency_hz: frequency,
+        block_ops,
+        wall_ratio: on_wall as f64 / off_wall.max(1) as f64,
+        median_pair_ratio: pairs.get(pairs.len() / 2).copied().unwrap_or(f64::NAN),
+        ratio_ci95: (mean - half, mean + half),
+        samples: profile_out.samples,
+        samples_per_cpu_second: profile_out.samples as f64 * 1e9 / on_cpu.max(1) as f64,
+        coverage: profile_out.samples as f64 * interval_ns / on_cpu.max(1) as f64,
+        blocks,
+    })
+}
+
+/// Sizes of the churn loop, like the engine's strings and vectors.
+const SIZES: [usize; 8] = [16, 24, 48, 64, 128, 256, 512, 1024];
+
+#[inline(never)]
+fn churn(a: &dyn GlobalAlloc, pairs: usize) {
+    for i in 0..pairs {
+        let Ok(layout) = Layout::from_size_align(SIZES[i % SIZES.len()], 8) else {
+            continue;
+        };
+        // SAFETY: non-zero size; the block is freed with the layout it was allocated with.
+        unsafe {
+            let p = a.alloc(layout);
+            if !p.is_null() {
+                black_box(p);
+                a.dealloc(p, layout);
+            }
+        }
+    }
+}
+
+/// The counting allocator against `System`, interleaved over `rounds` rounds of 100,000
+/// alloc+free pairs each; medians.
+pub fn alloc_overhead(rounds: usize) -> AllocOverhead {
+    static COUNTING: CountingAlloc = CountingAlloc::system();
+    const PAIRS: usize = 100_000;
+    let mut sys = Vec::with_capacity(rounds);
+    let mut cnt = Vec::with_capacity(rounds);
+    churn(&System, PAIRS);
+    churn(&COUNTING, PAIRS);
+    for _ in 0..rounds.max(1) {
+        let t = Instant::now();
+        churn(&System, PAIRS);
+        sys.push(t.elapsed().as_nanos() as f64 / PAIRS as f64);
+        let t = Instant::now();
+        churn(&COUNTING, PAIRS);
+        cnt.push(t.elapsed().as_nanos() as f64 / PAIRS as f64);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let system_ns = median(&mut sys);
+    let counting_ns = median(&mut cnt);
+    AllocOverhead {
+        system_ns,
+        counting_ns,
+        ratio: counting_ns / system_ns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_alternate_abba() {
+        let on: Vec<bool> = (0..8).map(profiled).collect();
+        assert_eq!(on, [false, true, true, false, false, true, true, false]);
+        // Every adjacent pair (0,1), (2,3), ... has one profiled block.
+        for p in on.chunks(2) {
+            assert_ne!(p[0], p[1]);
+        }
+    }
+}
