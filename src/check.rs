@@ -14,7 +14,7 @@ pub enum CheckOutcome {
     /// A baseline was found and compared.
     Compared {
         /// Per-metric verdicts.
-        comparison: Comparison,
+        comparison: Box<Comparison>,
         /// The baseline commit and runs.
         baseline: Baseline,
     },
@@ -72,7 +72,7 @@ pub fn check(
         project.check.seed,
     );
     Ok(CheckOutcome::Compared {
-        comparison,
+        comparison: Box::new(comparison),
         baseline,
     })
 }

@@ -170,3 +170,42 @@ fn diagnose() {
         .collect();
     eprintln!("top1-top10 spread for 5 queries {ex0:?}");
 }
+
+#[test]
+#[ignore]
+fn noise_sims() {
+    use perfcheck::engine::consolidate::*;
+    let cc = CorpusConfig { events: 20_000, queries: 10, ..CorpusConfig::default() };
+    let corpus = Corpus::generate(&cc).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut eng = Engine::open(dir.path().join("e.db"), EngineConfig::default()).unwrap();
+    eng.load_corpus(&corpus).unwrap();
+    let opts = ConsolidateOptions { events_per_cluster: env("EPC", 20), ..ConsolidateOptions::default() };
+    let b = load_events(eng.store(), 1000).unwrap();
+    let km = cluster(&b, &opts);
+    let mut noise = Vec::new(); let mut topical = Vec::new(); let mut wrong = Vec::new();
+    // majority topic per cluster
+    let mut maj = std::collections::HashMap::new();
+    for c in 0..km.k() {
+        let mut cnt = std::collections::HashMap::new();
+        for (i, &a) in km.assignments.iter().enumerate() { if a as usize == c { if let Some(t) = corpus.events[(b.ids[i]-1) as usize].topic { *cnt.entry(t).or_insert(0) += 1; } } }
+        if let Some((t, _)) = cnt.into_iter().max_by_key(|x| x.1) { maj.insert(c, t); }
+    }
+    for (i, &s) in km.similarity.iter().enumerate() {
+        match corpus.events[(b.ids[i]-1) as usize].topic {
+            None => noise.push(s),
+            Some(t) if maj.get(&(km.assignments[i] as usize)) == Some(&t) => topical.push(s),
+            Some(_) => wrong.push(s),
+        }
+    }
+    for (n, v) in [("noise", &mut noise), ("topical", &mut topical), ("wrong", &mut wrong)] {
+        v.sort_by(|a, b| a.total_cmp(b));
+        if v.is_empty() { continue; }
+        let q = |p: f64| v[((v.len() - 1) as f64 * p) as usize];
+        eprintln!("{n}: n={} p10 {:.3} p25 {:.3} p50 {:.3} p75 {:.3} p90 {:.3}", v.len(), q(0.1), q(0.25), q(0.5), q(0.75), q(0.9));
+    }
+    let pats = extract_patterns(&b, &km, &opts);
+    let (acc, rej) = validate(pats, &opts);
+    let mut coh: Vec<f32> = acc.iter().map(|p| p.cohesion).collect(); coh.sort_by(|a,b| a.total_cmp(b));
+    eprintln!("accepted {} rejected {} cohesion {:?}", acc.len(), rej.len(), coh);
+}

@@ -196,7 +196,7 @@ mod tests {
         let tree = g
             .find_tree(g.treebuilder(None).unwrap().write().unwrap())
             .unwrap();
-        let mut commit = |msg: &str, parent: Option<&str>, r: &str| -> String {
+        let commit = |msg: &str, parent: Option<&str>, r: &str| -> String {
             let parents: Vec<git2::Commit> = parent
                 .map(|p| g.find_commit(git2::Oid::from_str(p).unwrap()).unwrap())
                 .into_iter()

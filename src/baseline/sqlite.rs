@@ -309,7 +309,8 @@ fn check_header(path: &Path) -> Result<(), Error> {
             })
         }
     };
-    if n > 0 && &head[..n] != &b"SQLite format 3\0"[..n] || (n > 0 && n < 16) {
+    // An empty file is a new store; anything else must carry SQLite's 16-byte header.
+    if n > 0 && head[..n] != b"SQLite format 3\0"[..] {
         return Err(Error::Store {
             path: path.to_path_buf(),
             message: "not a SQLite database (expected a perfcheck baseline store); pass another \

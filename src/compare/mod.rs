@@ -186,8 +186,8 @@ pub fn compare(
                     let ci = e.interval(thresholds.confidence);
                     v.ci_low = Some(ci.0);
                     v.ci_high = Some(ci.1);
-                    let too_fast = m.unit() == crate::metrics::Unit::Nanoseconds
-                        && e.base < limit.min_ns;
+                    let too_fast =
+                        m.unit() == crate::metrics::Unit::Nanoseconds && e.base < limit.min_ns;
                     if limit.gate && !too_fast {
                         tested.push((verdicts.len(), v.p_value.unwrap_or(1.0)));
                         intervals.push((verdicts.len(), ci));

@@ -60,7 +60,7 @@ impl Default for CorpusConfig {
             topic_words: 400,
             min_words: 10,
             max_words: 28,
-            topic_share: 0.6,
+            topic_share: 0.85,
             noise_share: 0.03,
             zipf_exponent: 1.0,
             start_ts: 1_700_000_000,
@@ -492,23 +492,10 @@ fn make_queries(config: &CorpusConfig, events: &[Event]) -> Vec<Query> {
             }
             if !cands.iter().any(|(c, _)| *c == w) {
                 let idf = (n / f64::from(*df.get(&w).unwrap_or(&1))).ln().max(0.01);
-                let wt = if std::env::var("XIDF2").is_ok() {
-                    idf * idf
-                } else {
-                    idf
-                };
-                cands.push((w, wt));
+                cands.push((w, idf));
             }
         }
-        let lo: usize = std::env::var("XQLO")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(3);
-        let hi: usize = std::env::var("XQHI")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(5);
-        let m = rng.random_range(lo..=hi).min(cands.len());
+        let m = rng.random_range(4..=7).min(cands.len());
         let mut picked = Vec::with_capacity(m + 1);
         for _ in 0..m {
             let total: f64 = cands.iter().map(|c| c.1).sum();
@@ -524,7 +511,7 @@ fn make_queries(config: &CorpusConfig, events: &[Event]) -> Vec<Query> {
             picked.push(cands.swap_remove(idx).0);
         }
         picked.shuffle(&mut rng);
-        if std::env::var("XNONOISE").is_err() && rng.random_bool(0.3) {
+        if rng.random_bool(0.3) {
             let w = noise_words[common_zipf.sample(&mut rng)].clone();
             let at = rng.random_range(0..=picked.len());
             picked.insert(at, w);

@@ -9,12 +9,7 @@ pub const DEFAULT_DIM: usize = 256;
 
 /// Weight of a bigram feature relative to a unigram: bigrams add word-order evidence but should
 /// not dominate, because queries rarely keep the original word order.
-fn bigram_weight() -> f32 {
-    std::env::var("XBW")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0.5)
-}
+const BIGRAM_WEIGHT: f32 = 0.5;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -113,22 +108,13 @@ impl Embedder {
         debug_assert_eq!(out.len(), self.dim);
         out.fill(0.0);
         let mut prev: Option<u64> = None;
-        let mut seen: Vec<u64> = Vec::new();
-        let bin = std::env::var("XBIN").is_ok();
         for w in words(text) {
             let h = word_hash(w);
-            if bin {
-                if !seen.contains(&h) {
-                    self.add_feature(out, fmix64(h), 1.0);
-                    seen.push(h);
-                }
-            } else {
-                self.add_feature(out, fmix64(h), 1.0);
-            }
+            self.add_feature(out, fmix64(h), 1.0);
             if let Some(p) = prev {
                 // Order-sensitive combination so "a b" and "b a" differ.
                 let bigram = p.rotate_left(29) ^ h.wrapping_mul(FNV_PRIME);
-                self.add_feature(out, fmix64(bigram ^ 0x9e37_79b9_7f4a_7c15), bigram_weight());
+                self.add_feature(out, fmix64(bigram ^ 0x9e37_79b9_7f4a_7c15), BIGRAM_WEIGHT);
             }
             prev = Some(h);
         }

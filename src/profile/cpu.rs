@@ -10,11 +10,15 @@
 //! - **DWARF unwinding, not frame pointers.** pprof's `frame-pointer` feature loses the
 //!   innermost function (its time lands on the caller) and needs every crate rebuilt with
 //!   `-C force-frame-pointers=yes`; DWARF unwind tables are in every build by default.
-//! - **Blocklist.** Samples whose interrupted instruction is in libc, libgcc, libpthread, the
-//!   dynamic loader or the vDSO are dropped: unwinding from inside them is where pprof-rs's
-//!   known deadlocks (the loader lock held by the interrupted code) and crashes (bad vDSO CFI)
-//!   come from. The cost is that time inside `malloc`/`free`/`memcpy` is not sampled; the
-//!   report measures how much of the process CPU time the samples cover.
+//! - **Blocklist.** Samples whose interrupted instruction is in libgcc (the unwinder itself),
+//!   the dynamic loader or the vDSO are dropped: unwinding from there is where pprof-rs's
+//!   known deadlocks (the loader lock) and crashes (bad vDSO CFI) come from. libc and
+//!   libpthread are blocked too when glibc is older than 2.35 (or with `--block-libc`): before
+//!   `_dl_find_object`, libgcc's unwinder took the loader lock through `dl_iterate_phdr`,
+//!   which deadlocks if the signal interrupted libc while it held that lock. Blocking libc
+//!   drops every sample inside `malloc`, `free` and `memcpy` (about 30% of recall's CPU time
+//!   in a release build), so on newer glibc it is unwound from; the report measures how much
+//!   of the process CPU time the samples cover.
 //! - **Symbols.** The release profile keeps `debug = "line-tables-only"`: enough for inlined
 //!   frames and file:line in `profile.pb.gz` at a small binary size; a stripped binary shows
 //!   only libc frames. Stage functions are `#[inline(never)]` and named after their stage, so
@@ -35,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::profile::pass::{PassHooks, Phase};
+use crate::stage::{capture_stage_sites, StageSite};
 
 /// Default sampling frequency.
 pub const DEFAULT_FREQUENCY: u32 = 99;
@@ -45,14 +50,45 @@ pub const MAX_FREQUENCY: u32 = 1000;
 pub const MIN_TRUSTED_SAMPLES: u64 = 1000;
 
 /// Shared objects whose code is never unwound from (see the module docs).
-pub const BLOCKLIST: &[&str] = &[
-    "libc.so",
-    "libc-",
-    "libgcc",
-    "libpthread",
-    "ld-linux",
-    "linux-vdso",
-];
+pub const BLOCKLIST: &[&str] = &["libgcc", "ld-linux", "linux-vdso"];
+/// Also blocked when the C library may take the loader lock while unwinding (glibc before
+/// 2.35), or on request (`--block-libc`).
+pub const LIBC_BLOCKLIST: &[&str] = &["libc.so", "libc-", "libpthread"];
+
+/// The blocklist to use: [`BLOCKLIST`], plus [`LIBC_BLOCKLIST`] when `block_libc` is set or
+/// unwinding from libc is not known to be lock-free here.
+pub fn blocklist(block_libc: bool) -> Vec<&'static str> {
+    let mut b = BLOCKLIST.to_vec();
+    if block_libc || !libc_unwind_is_lock_free() {
+        b.extend_from_slice(LIBC_BLOCKLIST);
+    }
+    b
+}
+
+/// glibc 2.35 added `_dl_find_object`, which libgcc (GCC 12 and later) uses to find unwind
+/// tables without `dl_iterate_phdr` and its loader lock: a signal that interrupts libc while
+/// it holds that lock can then no longer deadlock the unwinder.
+pub fn libc_unwind_is_lock_free() -> bool {
+    glibc_version().is_some_and(|v| v >= (2, 35))
+}
+
+/// The running glibc's version, `None` on other C libraries.
+pub fn glibc_version() -> Option<(u32, u32)> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: returns a pointer to a static NUL-terminated string.
+        let v = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+        let v = v.to_str().ok()?;
+        let mut parts = v.split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts
+            .next()?
+            .trim_end_matches(|c: char| !c.is_ascii_digit());
+        return Some((major, minor.parse().ok()?));
+    }
+    #[allow(unreachable_code)]
+    None
+}
 
 /// Stack of the sampled thread as folded text wants it: thread name first, then frames from
 /// the outermost to the innermost.
@@ -216,11 +252,11 @@ pub struct CpuSampler {
 impl CpuSampler {
     /// Installs pprof's signal handler with the blocklist, with sampling disarmed until a pass
     /// reaches its measured phase (see [`CpuWindow`]).
-    pub fn install(frequency: u32) -> Result<CpuSampler, Error> {
+    pub fn install(frequency: u32, block_libc: bool) -> Result<CpuSampler, Error> {
         let frequency = check_frequency(frequency)?;
         let guard = pprof::ProfilerGuardBuilder::default()
             .frequency(frequency as i32)
-            .blocklist(BLOCKLIST)
+            .blocklist(&blocklist(block_libc))
             .build()
             .map_err(|e| Error::Profiler(format!("cannot start the CPU profiler: {e}")))?;
         // pprof arms the timer on build; the pass arms it again when measuring starts.
@@ -229,12 +265,16 @@ impl CpuSampler {
     }
 
     /// Builds the profile from everything sampled while armed and uninstalls the profiler.
-    pub fn finish(self, window: &CpuWindow) -> Result<CpuProfile, Error> {
+    pub fn finish(self, window: &CpuWindow, stages: &StageFrames) -> Result<CpuProfile, Error> {
         set_interval_timer(None);
+        let stages = stages.clone();
         let report = self
             .guard
             .report()
-            .frames_post_processor(strip_profiler_frames)
+            .frames_post_processor(move |f| {
+                strip_profiler_frames(f);
+                stages.qualify_frames(f);
+            })
             .build()
             .map_err(|e| Error::Profiler(format!("cannot build the CPU profile: {e}")))?;
         let proto = report
@@ -303,6 +343,8 @@ impl CpuWindow {
 impl PassHooks for CpuWindow {
     fn phase(&mut self, phase: Phase) {
         match phase {
+            // Stage sites name the stage frames of release builds (see StageFrames).
+            Phase::Setup => capture_stage_sites(true),
             Phase::Measured => {
                 self.started = Some(SystemTime::now());
                 self.wall_start = Some(std::time::Instant::now());
@@ -315,6 +357,7 @@ impl PassHooks for CpuWindow {
                 if let Some(s) = self.wall_start {
                     self.wall = s.elapsed();
                 }
+                capture_stage_sites(false);
             }
             _ => {}
         }
@@ -357,33 +400,132 @@ fn strip_hash(name: &str) -> &str {
     name
 }
 
-/// The stage a frame stands for: a free function of the crate under test (`perfcheck::...`)
-/// whose name is a stage name. Methods (`Embedder::embed`) and other crates' functions
-/// (`alloc::fmt::format`) never match, so `embed`, `format` and `validate` stay unambiguous.
-pub fn stage_of_frame<'a>(frame: &str, crate_prefix: &str, stages: &[&'a str]) -> Option<&'a str> {
-    let path = frame.strip_prefix(crate_prefix)?.strip_prefix("::")?;
-    let (parent, last) = path.rsplit_once("::")?;
-    let parent_last = parent.rsplit("::").next().unwrap_or(parent);
-    if !parent_last.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return None;
+/// Recognises stage frames. A stage frame is the function that opens the stage's guard; it
+/// is named after its stage (`perfcheck::engine::recall::rerank`). Release builds with
+/// line-tables-only debug info name many frames without their path (`rerank`), so a short
+/// name counts only when the frame's source file is the one the stage guard was opened in
+/// ([`StageSite`]), and such frames are renamed to the full path before anything is written.
+/// Methods (`Embedder::embed`) and other crates' functions (`alloc::fmt::format`) never match.
+#[derive(Clone, Debug, Default)]
+pub struct StageFrames {
+    crate_prefix: String,
+    stages: Vec<String>,
+    /// `(stage, file of its guard, full path of its function)`.
+    sites: Vec<(String, String, String)>,
+}
+
+impl StageFrames {
+    /// Stage frames of `stages` in the crate `crate_prefix`, with the sites the pass recorded.
+    pub fn new(crate_prefix: &str, stages: &[&str], sites: &[StageSite]) -> Self {
+        StageFrames {
+            crate_prefix: crate_prefix.to_owned(),
+            stages: stages.iter().map(|s| s.to_string()).collect(),
+            sites: sites
+                .iter()
+                .filter(|s| stages.contains(&s.stage))
+                .map(|s| {
+                    let module = module_path_of(s.file, crate_prefix);
+                    (
+                        s.stage.to_owned(),
+                        s.file.to_owned(),
+                        format!("{module}::{}", s.stage),
+                    )
+                })
+                .collect(),
+        }
     }
-    stages.iter().copied().find(|s| *s == last)
+
+    /// The stage names, in pipeline order.
+    pub fn stages(&self) -> impl Iterator<Item = &str> {
+        self.stages.iter().map(String::as_str)
+    }
+
+    /// The stage a folded frame name stands for.
+    pub fn stage_of(&self, frame: &str) -> Option<&str> {
+        if let Some((stage, _, _)) = self.sites.iter().find(|(_, _, full)| full == frame) {
+            return Some(stage);
+        }
+        // Stages without a recorded site: a free function of the crate named like the stage.
+        let path = frame
+            .strip_prefix(self.crate_prefix.as_str())?
+            .strip_prefix("::")?;
+        let (parent, last) = path.rsplit_once("::")?;
+        let parent_last = parent.rsplit("::").next().unwrap_or(parent);
+        if !parent_last.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return None;
+        }
+        self.stages
+            .iter()
+            .map(String::as_str)
+            .find(|s| *s == last && !self.sites.iter().any(|(st, _, _)| st == s))
+    }
+
+    /// The full path to give a resolved symbol that is a stage frame under a short name.
+    fn qualify(&self, name: &str, file: Option<&str>) -> Option<&str> {
+        let file = file?;
+        self.sites
+            .iter()
+            .find(|(stage, site_file, _)| name == stage && file.ends_with(site_file.as_str()))
+            .map(|(_, _, full)| full.as_str())
+    }
+
+    /// Renames stage frames known only by their short name (see the type docs).
+    pub fn qualify_frames(&self, frames: &mut pprof::Frames) {
+        for frame in frames.frames.iter_mut() {
+            for sym in frame.iter_mut() {
+                let name = sym.name();
+                if name.contains("::") {
+                    continue;
+                }
+                let file = sym.filename.as_ref().and_then(|f| f.to_str());
+                if let Some(full) = self.qualify(&name, file) {
+                    sym.name = Some(full.as_bytes().to_vec());
+                }
+            }
+        }
+    }
+}
+
+/// `src/engine/recall.rs` -> `perfcheck::engine::recall` for the crate `perfcheck`; files of
+/// other crates (`.../foo-1.2.3/src/a/b.rs`) -> `foo::a::b`.
+pub fn module_path_of(file: &str, crate_prefix: &str) -> String {
+    let file = file.replace('\\', "/");
+    let (krate, rest) = match file.strip_prefix("src/") {
+        Some(rest) => (crate_prefix.to_owned(), rest.to_owned()),
+        None => match file.rsplit_once("/src/") {
+            Some((dir, rest)) => {
+                let name = dir.rsplit('/').next().unwrap_or(dir);
+                // Registry folders are `name-1.2.3`.
+                let name = match name.rsplit_once('-') {
+                    Some((n, v)) if v.starts_with(|c: char| c.is_ascii_digit()) => n,
+                    _ => name,
+                };
+                (name.replace('-', "_"), rest.to_owned())
+            }
+            None => (crate_prefix.to_owned(), file.clone()),
+        },
+    };
+    let rest = rest.strip_suffix(".rs").unwrap_or(&rest);
+    let mut parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    if matches!(parts.last(), Some(&"mod") | Some(&"lib") | Some(&"main")) {
+        parts.pop();
+    }
+    std::iter::once(krate.as_str())
+        .chain(parts)
+        .collect::<Vec<_>>()
+        .join("::")
 }
 
 /// Samples per stage: each sample goes to the innermost stage frame of its stack (self time,
 /// like the recorder), or to `None` when no stage is on the stack.
 pub fn samples_by_stage<'a>(
     stacks: &[(Stack, u64)],
-    crate_prefix: &str,
-    stages: &[&'a str],
+    frames: &'a StageFrames,
 ) -> Vec<(Option<&'a str>, u64)> {
-    let mut by: Vec<(Option<&'a str>, u64)> = stages.iter().map(|s| (Some(*s), 0)).collect();
+    let mut by: Vec<(Option<&'a str>, u64)> = frames.stages().map(|s| (Some(s), 0)).collect();
     by.push((None, 0));
     for (stack, n) in stacks {
-        let stage = stack
-            .iter()
-            .rev()
-            .find_map(|f| stage_of_frame(f, crate_prefix, stages));
+        let stage = stack.iter().rev().find_map(|f| frames.stage_of(f));
         if let Some(slot) = by.iter_mut().find(|(s, _)| *s == stage) {
             slot.1 += n;
         }
@@ -431,10 +573,10 @@ pub struct StageCpu {
 pub const OUTSIDE_STAGES: &str = "(outside stages)";
 
 impl CpuSummary {
-    /// Summarises a profile; `stages` are the stage names the pass entered.
-    pub fn new(p: &CpuProfile, ops: u64, crate_prefix: &str, stages: &[&str]) -> CpuSummary {
+    /// Summarises a profile.
+    pub fn new(p: &CpuProfile, ops: u64, frames: &StageFrames) -> CpuSummary {
         let total = p.samples.max(1) as f64;
-        let rows = samples_by_stage(&p.stacks, crate_prefix, stages)
+        let rows = samples_by_stage(&p.stacks, frames)
             .into_iter()
             .map(|(s, n)| StageCpu {
                 stage: s.unwrap_or(OUTSIDE_STAGES).to_owned(),
@@ -481,25 +623,106 @@ mod tests {
 
     const STAGES: &[&str] = &["embed_query", "format", "embed", "validate", "cluster"];
 
+    fn frames() -> StageFrames {
+        let sites = [
+            StageSite {
+                stage: "embed_query",
+                file: "src/engine/recall.rs",
+            },
+            StageSite {
+                stage: "format",
+                file: "src/engine/recall.rs",
+            },
+            StageSite {
+                stage: "embed",
+                file: "src/engine/remember.rs",
+            },
+            StageSite {
+                stage: "other_pipeline",
+                file: "src/x.rs",
+            },
+        ];
+        StageFrames::new("perfcheck", STAGES, &sites)
+    }
+
     #[test]
-    fn only_free_functions_of_the_crate_are_stage_frames() {
-        let s = |f: &str| stage_of_frame(f, "perfcheck", STAGES);
+    fn only_the_stage_functions_are_stage_frames() {
+        let f = frames();
+        let s = |n: &str| f.stage_of(n);
         assert_eq!(s("perfcheck::engine::recall::format"), Some("format"));
         assert_eq!(s("perfcheck::engine::remember::embed"), Some("embed"));
-        assert_eq!(
-            s("perfcheck::engine::consolidate::cluster"),
-            Some("cluster")
-        );
         assert_eq!(
             s("perfcheck::engine::embed::Embedder::embed"),
             None,
             "a method"
         );
+        assert_eq!(
+            s("perfcheck::engine::embed::embed"),
+            None,
+            "not where the guard is"
+        );
         assert_eq!(s("alloc::fmt::format"), None, "another crate");
-        assert_eq!(s("perfcheck::engine::EngineConfig::validate"), None);
+        assert_eq!(
+            s("format"),
+            None,
+            "short names are qualified before matching"
+        );
+        // Stages without a recorded site fall back to the naming rule.
+        assert_eq!(
+            s("perfcheck::engine::consolidate::cluster"),
+            Some("cluster")
+        );
         assert_eq!(s("perfcheck::engine::cluster::kmeans"), None);
-        assert_eq!(s("perfcheckx::a::format"), None);
+        assert_eq!(s("perfcheck::engine::EngineConfig::validate"), None);
+        assert_eq!(s("perfcheckx::a::validate"), None);
         assert_eq!(s("perfcheck::engine::recall::format::{{closure}}"), None);
+    }
+
+    #[test]
+    fn short_names_are_qualified_by_the_file_of_the_stage_guard() {
+        let f = frames();
+        let sym = |n: &str, file: &str| pprof::Symbol {
+            name: Some(n.as_bytes().to_vec()),
+            addr: None,
+            lineno: Some(10),
+            filename: Some(file.into()),
+        };
+        let mut fr = pprof::Frames {
+            frames: vec![
+                vec![sym("embed", "/w/src/engine/embed.rs")],
+                vec![sym("embed_query", "/w/src/engine/recall.rs")],
+                vec![sym("format", "/rustc/abc/library/alloc/src/fmt.rs")],
+            ],
+            thread_name: "t".into(),
+            thread_id: 1,
+            sample_timestamp: SystemTime::UNIX_EPOCH,
+        };
+        f.qualify_frames(&mut fr);
+        let names: Vec<String> = fr.frames.iter().map(|x| x[0].name()).collect();
+        assert_eq!(
+            names,
+            ["embed", "perfcheck::engine::recall::embed_query", "format"]
+        );
+    }
+
+    #[test]
+    fn module_paths_follow_the_file_layout() {
+        assert_eq!(
+            module_path_of("src/engine/recall.rs", "perfcheck"),
+            "perfcheck::engine::recall"
+        );
+        assert_eq!(
+            module_path_of("src/engine/mod.rs", "perfcheck"),
+            "perfcheck::engine"
+        );
+        assert_eq!(module_path_of("src/lib.rs", "perfcheck"), "perfcheck");
+        assert_eq!(
+            module_path_of(
+                "/home/u/.cargo/registry/src/idx/my-crate-1.2.3/src/a/b.rs",
+                "x"
+            ),
+            "my_crate::a::b"
+        );
     }
 
     #[test]
@@ -525,7 +748,8 @@ mod tests {
             ),
             (st(&["main", "sqlite3VdbeExec"]), 2),
         ];
-        let by = samples_by_stage(&stacks, "perfcheck", STAGES);
+        let f = frames();
+        let by = samples_by_stage(&stacks, &f);
         let get = |s: Option<&str>| by.iter().find(|(x, _)| *x == s).unwrap().1;
         assert_eq!(get(Some("embed_query")), 5);
         assert_eq!(

@@ -7,7 +7,7 @@ use inferno::flamegraph::color::{Color, PaletteMap};
 use inferno::flamegraph::{self, Options};
 
 use crate::error::Error;
-use crate::profile::cpu::stage_of_frame;
+use crate::profile::cpu::StageFrames;
 
 /// Colour of stage frames: blue in the red-yellow "hot" palette, so stages stand out.
 const STAGE_COLOR: Color = Color {
@@ -41,20 +41,19 @@ pub fn title(l: &FlameLabels<'_>) -> String {
     )
 }
 
-/// Renders `folded` (one `stack count` line per stack) to an SVG at `path`; frames that are
-/// stages of the crate `crate_prefix` are drawn in blue.
+/// Renders `folded` (one `stack count` line per stack) to an SVG at `path`; stage frames are
+/// drawn in blue.
 pub fn write_svg(
     folded: &str,
     labels: &FlameLabels<'_>,
-    crate_prefix: &str,
-    stages: &[&str],
+    stages: &StageFrames,
     path: &Path,
 ) -> Result<(), Error> {
     let mut palette = PaletteMap::default();
     for line in folded.lines() {
         let stack = line.rsplit_once(' ').map_or(line, |(s, _)| s);
         for frame in stack.split(';') {
-            if stage_of_frame(frame, crate_prefix, stages).is_some() {
+            if stages.stage_of(frame).is_some() {
                 palette.insert(frame, STAGE_COLOR);
             }
         }
@@ -120,20 +119,14 @@ mod tests {
             frequency: 99,
             subtitle: "test".into(),
         };
-        write_svg(
-            folded,
-            &labels,
-            "perfcheck",
-            &["rerank", "vector_search"],
-            &path,
-        )
-        .unwrap();
+        let stages = StageFrames::new("perfcheck", &["rerank", "vector_search"], &[]);
+        write_svg(folded, &labels, &stages, &path).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.contains("recall | commit abc1234 | 10 samples at 99 Hz"));
         assert!(svg.contains("perfcheck::engine::recall::rerank"));
         assert!(svg.contains("rgb(70,130,230)"), "stage frames are blue");
 
-        write_svg("", &labels, "perfcheck", &[], &path).unwrap();
+        write_svg("", &labels, &StageFrames::default(), &path).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.contains("id=\"title\""));
     }

@@ -36,7 +36,7 @@ use crate::report::format::group_digits;
 use crate::stage;
 use crate::workload::Workload;
 
-use self::cpu::{CpuSampler, CpuSummary, CpuWindow};
+use self::cpu::{CpuSampler, CpuSummary, CpuWindow, StageFrames};
 use self::flamegraph::FlameLabels;
 use self::growth::GrowthReport;
 use self::heap::{DhatHooks, DhatSummary};
@@ -65,6 +65,8 @@ pub struct ProfileRequest {
     pub overhead: bool,
     /// CPU sampling frequency, Hz.
     pub frequency: u32,
+    /// Drop CPU samples inside libc even where unwinding from it is safe (see [`cpu`]).
+    pub block_libc: bool,
     /// Measured operations per pass; `None` = the profile's count.
     pub ops: Option<u64>,
     /// Thread or tokio runtime for the operations.
@@ -313,6 +315,7 @@ fn profile_all(
                 corpus,
                 req.frequency,
                 req.overhead_blocks,
+                req.block_libc,
             )?;
             write_json(&wdir.join("overhead.json"), &o)?;
             wp.overhead = Some(o);
@@ -329,11 +332,11 @@ fn cpu_pass(
     wdir: &Path,
     commit: &str,
 ) -> Result<(CpuSummary, Vec<String>), Error> {
-    let sampler = CpuSampler::install(req.frequency)?;
+    let sampler = CpuSampler::install(req.frequency, req.block_libc)?;
     let (outcome, window) = drive(spec, &req.profile, corpus, CpuWindow::new(req.frequency))?;
-    let p = sampler.finish(&window)?;
-    let stages = &outcome.stages;
-    let summary = CpuSummary::new(&p, outcome.ops, CRATE_PREFIX, stages);
+    let stages = StageFrames::new(CRATE_PREFIX, &outcome.stages, &stage::stage_sites());
+    let p = sampler.finish(&window, &stages)?;
+    let summary = CpuSummary::new(&p, outcome.ops, &stages);
     let folded = p.folded();
     write_file(&wdir.join("cpu.folded"), folded.as_bytes())?;
     write_json(&wdir.join("cpu-stages.json"), &summary)?;
@@ -352,18 +355,12 @@ fn cpu_pass(
             group_digits(outcome.ops)
         ),
     };
-    flamegraph::write_svg(
-        &folded,
-        &labels,
-        CRATE_PREFIX,
-        stages,
-        &wdir.join("flamegraph.svg"),
-    )?;
+    flamegraph::write_svg(&folded, &labels, &stages, &wdir.join("flamegraph.svg"))?;
     p.write_pprof(
         &wdir.join("profile.pb.gz"),
         window.started.unwrap_or_else(SystemTime::now),
     )?;
-    Ok((summary, stages.iter().map(|s| s.to_string()).collect()))
+    Ok((summary, stages.stages().map(str::to_owned).collect()))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {

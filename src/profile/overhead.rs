@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Profile;
 use crate::engine::corpus::Corpus;
 use crate::error::Error;
-use crate::profile::cpu::{process_cpu_ns, set_interval_timer, CpuSampler, CpuWindow};
+use crate::profile::cpu::{process_cpu_ns, set_interval_timer, CpuSampler, CpuWindow, StageFrames};
 use crate::profile::pass::{drive, PassHooks, PassSpec, Phase};
 use crate::stage::CountingAlloc;
 
@@ -127,12 +127,13 @@ pub fn cpu_overhead(
     corpus: &Arc<Corpus>,
     frequency: u32,
     blocks: u64,
+    block_libc: bool,
 ) -> Result<CpuOverhead, Error> {
     let blocks = blocks.max(4) / 4 * 4;
     let block_ops = (spec.ops / blocks).max(1);
     let mut spec = spec.clone();
     spec.ops = block_ops * blocks;
-    let sampler = CpuSampler::install(frequency)?;
+    let sampler = CpuSampler::install(frequency, block_libc)?;
     let hooks = AbHooks {
         frequency,
         block_ops,
@@ -142,7 +143,7 @@ pub fn cpu_overhead(
     };
     let (_, hooks) = drive(&spec, profile, corpus, hooks)?;
     // Coverage is computed from the profiled blocks below, not from a single window.
-    let profile_out = sampler.finish(&CpuWindow::new(frequency))?;
+    let profile_out = sampler.finish(&CpuWindow::new(frequency), &StageFrames::default())?;
     let blocks = hooks.blocks;
     let sum = |on: bool| -> (u64, u64) {
         blocks

@@ -45,6 +45,10 @@ pub struct ProfileArgs {
     /// samples arrive than asked).
     #[arg(long, value_name = "HZ", default_value_t = DEFAULT_FREQUENCY)]
     frequency: u32,
+    /// Drop CPU samples that land in libc (malloc, memcpy) instead of unwinding from them;
+    /// always on with glibc older than 2.35, where that unwinding can deadlock.
+    #[arg(long)]
+    block_libc: bool,
     /// Measured operations per pass (default: the profile's count; consolidation: batches).
     #[arg(long, value_name = "N")]
     ops: Option<u64>,
@@ -94,6 +98,7 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<ExitCode> {
         heap: a.heap || (neither && !a.overhead),
         overhead: a.overhead,
         frequency: a.frequency,
+        block_libc: a.block_libc,
         ops: a.ops,
         runtime: if a.tokio {
             Runtime::Tokio { workers: 2 }
