@@ -35,6 +35,7 @@ fn main() {
     let mut thresholds = Thresholds::default();
     let mut k = 1usize;
     let mut verbose = false;
+    let mut target: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--thresholds" => {
@@ -43,6 +44,7 @@ fn main() {
             }
             "--bases" => k = args.next().expect("K").parse().unwrap(),
             "-v" => verbose = true,
+            "--target" => target = args.next(),
             _ => dirs.push(PathBuf::from(a)),
         }
     }
@@ -70,6 +72,9 @@ fn main() {
     let mut fails = 0;
     let mut total_flags = 0;
     let mut slowest = 0f64;
+    // With --target STAGE: checks that flag that stage (warn/fail, fail), and checks that
+    // fail on some other metric.
+    let (mut hit_any, mut hit_fail, mut other_fail) = (0, 0, 0);
     let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
     for (i, (b, h)) in pairs.iter().enumerate() {
         let owned: Vec<MetricSet> = b.iter().map(|s| (*s).clone()).collect();
@@ -88,6 +93,24 @@ fn main() {
             fails += 1;
         }
         total_flags += flagged.len();
+        if let Some(t) = &target {
+            let on = |v: &&&perfcheck::compare::Verdict| v.metric.stage() == t;
+            if flagged.iter().any(|v| on(&v) && v.status.is_regression()) {
+                hit_any += 1;
+            }
+            if flagged
+                .iter()
+                .any(|v| on(&v) && v.status == Status::Regression(perfcheck::compare::Level::Fail))
+            {
+                hit_fail += 1;
+            }
+            if flagged
+                .iter()
+                .any(|v| !on(&v) && v.status == Status::Regression(perfcheck::compare::Level::Fail))
+            {
+                other_fail += 1;
+            }
+        }
         for v in &flagged {
             *counts
                 .entry(format!("{} {}", v.metric, v.status))
@@ -119,6 +142,12 @@ fn main() {
         total_flags,
         slowest
     );
+    if let Some(t) = &target {
+        println!(
+            "target {t}: flagged in {hit_any}/{n} (fail level {hit_fail}/{n}); another metric failed in {other_fail}/{n}",
+            n = pairs.len()
+        );
+    }
     for (k, n) in counts {
         println!("  {n:3} x {k}");
     }

@@ -20,6 +20,7 @@ pub mod record;
 pub mod report;
 pub mod run;
 pub mod stage;
+pub mod trend;
 pub mod workload;
 
 pub use error::Error;

@@ -97,8 +97,10 @@ pub enum Statistic {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MeasureClass {
-    /// Median wall and CPU time.
+    /// Median wall time.
     Time,
+    /// Median thread CPU time.
+    Cpu,
     /// Tail percentiles of wall time.
     Percentile,
     /// Allocation counts.
@@ -113,8 +115,9 @@ pub enum MeasureClass {
 
 impl MeasureClass {
     /// All classes, in the order of the `[thresholds]` table.
-    pub const ALL: [MeasureClass; 6] = [
+    pub const ALL: [MeasureClass; 7] = [
         MeasureClass::Time,
+        MeasureClass::Cpu,
         MeasureClass::Percentile,
         MeasureClass::Allocs,
         MeasureClass::Bytes,
@@ -126,6 +129,7 @@ impl MeasureClass {
     pub fn key(self) -> &'static str {
         match self {
             MeasureClass::Time => "time",
+            MeasureClass::Cpu => "cpu",
             MeasureClass::Percentile => "percentile",
             MeasureClass::Allocs => "allocs",
             MeasureClass::Bytes => "bytes",
@@ -213,7 +217,8 @@ impl Measure {
     /// Kind of measure for thresholds.
     pub fn class(self) -> MeasureClass {
         match self {
-            Measure::WallNs | Measure::CpuNs => MeasureClass::Time,
+            Measure::WallNs => MeasureClass::Time,
+            Measure::CpuNs => MeasureClass::Cpu,
             Measure::P95Ns | Measure::P99Ns => MeasureClass::Percentile,
             Measure::Allocs => MeasureClass::Allocs,
             Measure::AllocBytes => MeasureClass::Bytes,

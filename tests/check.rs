@@ -1,117 +1,39 @@
 //! The regression gate end to end: real git repositories, real SQLite stores, the real binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use common::{Project, MINI_GATE};
 use predicates::prelude::*;
 use serde_json::Value;
-
-/// Small enough for a debug build: recall and remember over 600 events.
-const MINI: &str = "workloads = [\"recall\", \"remember\"]\n[corpus]\nevents = 600\ntopics = 6\nsessions = 20\nqueries = 60\n[run]\nwarmup_ops = 10\nops = 150\ncpu_sample_every = 0\n";
 
 /// Generous limits: these tests are about the gate's plumbing and ancestry, so only an
 /// unmistakable slowdown may fail them on a busy machine.
 const LOOSE: &str =
     "[thresholds]\ntime = { warn = 60, fail = 100 }\nthroughput = { warn = 60, fail = 100 }\n";
 
-struct Project {
-    dir: tempfile::TempDir,
-    repo: git2::Repository,
+fn project() -> Project {
+    Project::new(MINI_GATE, Some(LOOSE))
 }
 
-impl Project {
-    fn new() -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = git2::Repository::init(dir.path()).unwrap();
-        std::fs::create_dir(dir.path().join("profiles")).unwrap();
-        std::fs::write(dir.path().join("profiles/mini.toml"), MINI).unwrap();
-        std::fs::write(dir.path().join("perfcheck.toml"), LOOSE).unwrap();
-        std::fs::write(dir.path().join(".gitignore"), "reports/\nbaselines/\n").unwrap();
-        let p = Project { dir, repo };
-        p.commit("init");
-        p
+/// Runs `check -p mini` and returns (exit code, stdout, check.json).
+fn check(p: &Project, args: &[&str], slow: Option<&str>) -> (i32, String, Value) {
+    let mut c = p.cmd();
+    c.args(["check", "-p", "mini", "-q"]).args(args);
+    if let Some(s) = slow {
+        c.env("PERFCHECK_SLOW_STAGE", s);
     }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Commits everything on the current branch (HEAD), with a file that changes each time.
-    fn commit(&self, msg: &str) -> String {
-        std::fs::write(self.path().join("version.txt"), msg).unwrap();
-        let mut index = self.repo.index().unwrap();
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        index.write().unwrap();
-        let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = git2::Signature::now("t", "t@example.com").unwrap();
-        let parents: Vec<git2::Commit> = self
-            .repo
-            .head()
-            .ok()
-            .and_then(|h| h.peel_to_commit().ok())
-            .into_iter()
-            .collect();
-        let refs: Vec<&git2::Commit> = parents.iter().collect();
-        self.repo
-            .commit(Some("HEAD"), &sig, &sig, msg, &tree, &refs)
-            .unwrap()
-            .to_string()
-    }
-
-    fn checkout_new_branch(&self, name: &str, at: &str) {
-        let c = self
-            .repo
-            .find_commit(git2::Oid::from_str(at).unwrap())
-            .unwrap();
-        self.repo.branch(name, &c, false).unwrap();
-        self.repo.set_head(&format!("refs/heads/{name}")).unwrap();
-        self.repo
-            .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
-            .unwrap();
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("cargo-perfcheck").unwrap();
-        c.current_dir(self.path())
-            .env_remove("PERFCHECK_STORE")
-            .env_remove("PERFCHECK_SLOW_STAGE")
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITHUB_STEP_SUMMARY")
-            .env("NO_COLOR", "1");
-        c
-    }
-
-    fn save(&self) {
-        self.cmd()
-            .args(["run", "-p", "mini", "-q", "--save"])
-            .assert()
-            .success()
-            .stdout(predicate::str::contains("saved as a baseline"));
-    }
-
-    /// Runs `check` and returns (exit code, stdout, check.json).
-    fn check(&self, args: &[&str], slow: Option<&str>) -> (i32, String, Value) {
-        let mut c = self.cmd();
-        c.args(["check", "-p", "mini", "-q"]).args(args);
-        if let Some(s) = slow {
-            c.env("PERFCHECK_SLOW_STAGE", s);
-        }
-        let out = c.output().unwrap();
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let code = out.status.code().unwrap();
-        assert!(
-            code == 0 || code == 1,
-            "check failed with {code}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            code,
-            stdout.clone(),
-            newest_check_json(&self.path().join("reports")),
-        )
-    }
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let code = out.status.code().unwrap();
+    assert!(
+        code == 0 || code == 1,
+        "check failed with {code}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (code, stdout, newest_check_json(&p.path().join("reports")))
 }
 
 fn newest_check_json(reports: &Path) -> Value {
@@ -141,18 +63,18 @@ fn base_commits(check: &Value) -> Vec<String> {
 
 #[test]
 fn a_slowed_stage_fails_the_gate_and_is_named_while_an_unchanged_rerun_passes() {
-    let p = Project::new();
-    let base = p.repo.head().unwrap().target().unwrap().to_string();
-    p.save();
+    let p = project();
+    let base = p.head();
+    p.save(None);
     // A later commit is compared with the nearest ancestor that has a baseline.
     p.commit("second");
 
-    let (code, stdout, json) = p.check(&[], None);
+    let (code, stdout, json) = check(&p, &[], None);
     assert_eq!(code, 0, "unchanged code must pass:\n{stdout}");
     assert_eq!(base_commits(&json), vec![base.clone()]);
     assert_eq!(json["counts"]["fail"], 0);
 
-    let (code, stdout, json) = p.check(&[], Some("rerank:400"));
+    let (code, stdout, json) = check(&p, &[], Some("rerank:400"));
     assert_eq!(code, 1, "a 5x slower rerank must fail:\n{stdout}");
     assert!(stdout.contains("recall/rerank/wall_ns"), "{stdout}");
     let failed: Vec<&str> = json["verdicts"]
@@ -182,23 +104,23 @@ fn a_slowed_stage_fails_the_gate_and_is_named_while_an_unchanged_rerun_passes() 
 
 #[test]
 fn a_pull_request_branch_is_compared_with_its_merge_base() {
-    let p = Project::new();
+    let p = project();
     p.commit("a");
-    let fork = p.repo.head().unwrap().target().unwrap().to_string();
-    p.save();
+    let fork = p.head();
+    p.save(None);
     // The default branch moves on and gets its own baseline...
     p.commit("main moves");
-    p.save();
+    p.save(None);
     // ...but the pull request forked earlier.
     p.checkout_new_branch("feature", &fork);
     p.commit("feature work");
-    let (_, _, json) = p.check(&[], None);
+    let (_, _, json) = check(&p, &[], None);
     assert_eq!(base_commits(&json), vec![fork]);
 }
 
 #[test]
 fn dirty_baselines_are_skipped_and_a_missing_baseline_is_said_plainly() {
-    let p = Project::new();
+    let p = project();
     std::fs::write(p.path().join("scratch.txt"), "uncommitted").unwrap();
     p.cmd()
         .args(["run", "-p", "mini", "-q", "--save"])
@@ -208,7 +130,7 @@ fn dirty_baselines_are_skipped_and_a_missing_baseline_is_said_plainly() {
     std::fs::remove_file(p.path().join("scratch.txt")).unwrap();
     p.commit("next");
 
-    let (code, stdout, json) = p.check(&[], None);
+    let (code, stdout, json) = check(&p, &[], None);
     assert_eq!(code, 0, "no baseline passes by default");
     assert!(stdout.contains("no baseline: no stored run"), "{stdout}");
     assert_eq!(json["status"], "no_baseline");
@@ -218,14 +140,14 @@ fn dirty_baselines_are_skipped_and_a_missing_baseline_is_said_plainly() {
         .assert()
         .code(1);
     // Asked explicitly, the dirty run is a baseline.
-    let (_, _, json) = p.check(&["--include-dirty-baselines"], None);
+    let (_, _, json) = check(&p, &["--include-dirty-baselines"], None);
     assert_eq!(json["base"].as_array().unwrap().len(), 1);
 }
 
 #[test]
 fn another_machines_baseline_is_not_used() {
-    let p = Project::new();
-    p.save();
+    let p = project();
+    p.save(None);
     let export = p.path().join("export.json");
     p.cmd()
         .args(["baseline", "export", "-o"])
@@ -246,18 +168,18 @@ fn another_machines_baseline_is_not_used() {
         .arg(&store)
         .assert()
         .success();
-    let (code, stdout, _) = p.check(&["--store", store.to_str().unwrap()], None);
+    let (code, stdout, _) = check(&p, &["--store", store.to_str().unwrap()], None);
     assert_eq!(code, 0);
     assert!(stdout.contains("no baseline"), "{stdout}");
 }
 
 #[test]
 fn explicit_base_detached_head_run_file_and_github_outputs() {
-    let p = Project::new();
-    let first = p.repo.head().unwrap().target().unwrap().to_string();
-    p.save();
+    let p = project();
+    let first = p.head();
+    p.save(None);
     let second = p.commit("second");
-    p.save();
+    p.save(None);
     p.commit("third");
     // Detached HEAD, as CI checks out pull requests.
     let head = p.repo.head().unwrap().target().unwrap();
@@ -309,8 +231,8 @@ fn explicit_base_detached_head_run_file_and_github_outputs() {
 
 #[test]
 fn a_shallow_clone_says_its_history_is_cut() {
-    let p = Project::new();
-    p.save();
+    let p = project();
+    p.save(None);
     p.commit("second");
     let store = p.path().join("baselines/perfcheck.sqlite");
     let clone = tempfile::tempdir().unwrap();
@@ -336,7 +258,7 @@ fn a_shallow_clone_says_its_history_is_cut() {
 fn outside_git_check_reports_and_needs_no_baseline() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("profiles")).unwrap();
-    std::fs::write(dir.path().join("profiles/mini.toml"), MINI).unwrap();
+    std::fs::write(dir.path().join("profiles/mini.toml"), MINI_GATE).unwrap();
     Command::cargo_bin("cargo-perfcheck")
         .unwrap()
         .current_dir(dir.path())

@@ -1,119 +1,26 @@
 //! The baseline store through the real binary: save, list, export/import, delete, and
 //! durability (a killed save, concurrent saves, corrupt and foreign files).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use common::{Project, MINI_REMEMBER};
 use predicates::prelude::*;
 
-/// A very small profile so each run takes a moment even in a debug build.
-const MINI: &str = "workloads = [\"remember\"]\n[corpus]\nevents = 300\ntopics = 4\nsessions = 10\nqueries = 20\n[run]\nwarmup_ops = 2\nops = 20\ncpu_sample_every = 0\n";
-
-struct Project {
-    dir: tempfile::TempDir,
-    repo: git2::Repository,
-}
-
-impl Project {
-    /// A git repository with one commit, a `mini` profile and reports/ ignored.
-    fn new() -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = git2::Repository::init(dir.path()).unwrap();
-        std::fs::create_dir(dir.path().join("profiles")).unwrap();
-        std::fs::write(dir.path().join("profiles/mini.toml"), MINI).unwrap();
-        std::fs::write(dir.path().join(".gitignore"), "reports/\nbaselines/\n").unwrap();
-        let p = Project { dir, repo };
-        p.commit("init");
-        p
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn commit(&self, msg: &str) -> String {
-        let mut index = self.repo.index().unwrap();
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        index.write().unwrap();
-        let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = git2::Signature::now("t", "t@example.com").unwrap();
-        let parents: Vec<git2::Commit> = self
-            .repo
-            .head()
-            .ok()
-            .and_then(|h| h.peel_to_commit().ok())
-            .into_iter()
-            .collect();
-        let refs: Vec<&git2::Commit> = parents.iter().collect();
-        self.repo
-            .commit(Some("HEAD"), &sig, &sig, msg, &tree, &refs)
-            .unwrap()
-            .to_string()
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("cargo-perfcheck").unwrap();
-        c.current_dir(self.path())
-            .env_remove("PERFCHECK_STORE")
-            .env_remove("PERFCHECK_SLOW_STAGE")
-            .env_remove("PERFCHECK_TEST_HOLD_SAVE");
-        c
-    }
-
-    fn save_run(&self) -> String {
-        let out = self
-            .cmd()
-            .args(["run", "-p", "mini", "-q", "--save"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        let out = String::from_utf8(out).unwrap();
-        out.lines()
-            .find_map(|l| l.strip_prefix("perfcheck run "))
-            .and_then(|l| l.split_whitespace().next())
-            .expect("run id printed")
-            .to_owned()
-    }
-
-    fn list(&self, extra: &[&str]) -> String {
-        let out = self
-            .cmd()
-            .args(["baseline", "list"])
-            .args(extra)
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        String::from_utf8(out).unwrap()
-    }
-
-    /// Run ids (first column) of `baseline list`.
-    fn ids(&self, extra: &[&str]) -> Vec<String> {
-        self.list(extra)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn store(&self) -> PathBuf {
-        self.path().join("baselines/perfcheck.sqlite")
-    }
+fn project() -> Project {
+    Project::new(MINI_REMEMBER, None)
 }
 
 #[test]
 fn saved_runs_are_listed_shown_exported_imported_and_deleted() {
-    let p = Project::new();
-    let sha = p.repo.head().unwrap().target().unwrap().to_string();
-    let first = p.save_run();
-    let second = p.save_run();
+    let p = project();
+    let sha = p.head();
+    let first = p.save(None);
+    let second = p.save(None);
     let list = p.list(&[]);
     assert!(list.contains(&first) && list.contains(&second), "{list}");
     assert!(
@@ -171,9 +78,9 @@ fn saved_runs_are_listed_shown_exported_imported_and_deleted() {
 
 #[test]
 fn dirty_runs_are_stored_as_dirty_and_hidden_by_default() {
-    let p = Project::new();
+    let p = project();
     std::fs::write(p.path().join("untracked.txt"), "change").unwrap();
-    let id = p.save_run();
+    let id = p.save(None);
     assert!(!p.list(&[]).contains(&id));
     let all = p.list(&["--include-dirty"]);
     assert!(all.contains(&id) && all.contains("dirty"), "{all}");
@@ -183,7 +90,7 @@ fn dirty_runs_are_stored_as_dirty_and_hidden_by_default() {
 fn outside_a_repository_the_run_reports_but_is_not_saved() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("profiles")).unwrap();
-    std::fs::write(dir.path().join("profiles/mini.toml"), MINI).unwrap();
+    std::fs::write(dir.path().join("profiles/mini.toml"), MINI_REMEMBER).unwrap();
     Command::cargo_bin("cargo-perfcheck")
         .unwrap()
         .current_dir(dir.path())
@@ -198,8 +105,8 @@ fn outside_a_repository_the_run_reports_but_is_not_saved() {
 
 #[test]
 fn a_save_killed_mid_transaction_leaves_earlier_runs_intact() {
-    let p = Project::new();
-    let kept = p.save_run();
+    let p = project();
+    let kept = p.save(None);
     // Outside the work tree, or the next run would be dirty.
     let marker_dir = tempfile::tempdir().unwrap();
     let marker = marker_dir.path().join("holding");
@@ -226,14 +133,14 @@ fn a_save_killed_mid_transaction_leaves_earlier_runs_intact() {
 
     assert_eq!(p.ids(&["--include-dirty"]), vec![kept.clone()]);
     // The store still takes writes after the crash.
-    let after = p.save_run();
+    let after = p.save(None);
     assert_eq!(p.ids(&[]), vec![kept, after]);
 }
 
 #[test]
 fn concurrent_saves_into_a_new_store_both_succeed() {
-    let p = Project::new();
-    let id = p.save_run();
+    let p = project();
+    let id = p.save(None);
     let export = p.path().join("one.json");
     p.cmd()
         .args(["baseline", "export", "-o"])
@@ -281,7 +188,7 @@ fn concurrent_saves_into_a_new_store_both_succeed() {
 
 #[test]
 fn corrupt_or_foreign_store_files_are_refused_without_change() {
-    let p = Project::new();
+    let p = project();
     let junk = p.path().join("junk.sqlite");
     std::fs::write(&junk, "this is not a database at all, but a text file\n").unwrap();
     p.cmd()
@@ -317,7 +224,7 @@ fn corrupt_or_foreign_store_files_are_refused_without_change() {
     assert_eq!(kept, "keep me");
 
     // A real store whose pages were damaged.
-    p.save_run();
+    p.save(None);
     let store = p.store();
     let mut bytes = std::fs::read(&store).unwrap();
     assert!(bytes.len() > 4096);

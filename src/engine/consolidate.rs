@@ -29,8 +29,11 @@ pub struct ConsolidateOptions {
     pub max_iter: usize,
     /// Fewest events a cluster needs to become a fact.
     pub min_support: usize,
-    /// Lowest mean cosine similarity of a cluster's events to its centroid for a fact.
+    /// Lowest mean cosine similarity of a cluster's (kept) events to its centroid for a fact.
     pub min_cohesion: f32,
+    /// Members less similar than this to their centroid are outliers: they are left out of
+    /// the fact and marked as examined noise.
+    pub min_member_similarity: f32,
     /// Salient terms stored per fact.
     pub terms_per_fact: usize,
     /// Salient terms forming the fact's unique signature.
@@ -51,7 +54,8 @@ impl Default for ConsolidateOptions {
             events_per_cluster: 20,
             max_iter: 10,
             min_support: 5,
-            min_cohesion: 0.36,
+            min_cohesion: 0.45,
+            min_member_similarity: 0.4,
             terms_per_fact: 5,
             signature_terms: 3,
             seed: 7,
@@ -76,8 +80,8 @@ impl ConsolidateOptions {
         if self.signature_terms == 0 || self.terms_per_fact < self.signature_terms {
             return bad("need 1 <= signature_terms <= terms_per_fact");
         }
-        if !self.min_cohesion.is_finite() {
-            return bad("min_cohesion must be a finite number");
+        if !self.min_cohesion.is_finite() || !self.min_member_similarity.is_finite() {
+            return bad("min_cohesion and min_member_similarity must be finite numbers");
         }
         Ok(())
     }
@@ -102,7 +106,7 @@ pub struct ConsolidationReport {
     pub facts_merged: usize,
     /// Events linked to facts.
     pub events_in_facts: usize,
-    /// Events marked as examined noise.
+    /// Events marked as examined noise (rejected clusters and pruned outliers).
     pub events_rejected: usize,
 }
 
@@ -256,46 +260,70 @@ pub fn extract_patterns(batch: &Batch, km: &KMeans, opts: &ConsolidateOptions) -
     out
 }
 
-/// Stage `validate`: the quality gate. A cluster becomes a fact only with enough support,
-/// enough cohesion and enough salient terms to sign it; the rest is treated as noise.
+/// Outcome of the quality gate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Validation {
+    /// Clusters that become facts (outliers already removed from `members`).
+    pub accepted: Vec<Pattern>,
+    /// Clusters rejected as noise.
+    pub rejected: Vec<Pattern>,
+    /// Batch positions of outlier members pruned from otherwise accepted clusters.
+    pub outliers: Vec<usize>,
+}
+
+/// Stage `validate`: the quality gate. Members far from their centroid are pruned as
+/// outliers; a cluster then becomes a fact only with enough support, enough cohesion and
+/// enough salient terms to sign it. Everything else is treated as noise.
 #[inline(never)]
-pub fn validate(
-    mut patterns: Vec<Pattern>,
-    opts: &ConsolidateOptions,
-) -> (Vec<Pattern>, Vec<Pattern>) {
+pub fn validate(patterns: Vec<Pattern>, opts: &ConsolidateOptions) -> Validation {
     let _s = crate::stage::stage("validate");
-    let mut accepted = Vec::new();
-    let mut rejected = Vec::new();
-    for mut p in patterns.drain(..) {
-        p.cohesion = if p.similarity.is_empty() {
+    let mut v = Validation::default();
+    for mut p in patterns {
+        let (mut kept, mut kept_sim) = (Vec::new(), Vec::new());
+        let mut pruned = Vec::new();
+        for (&m, &s) in p.members.iter().zip(&p.similarity) {
+            if s >= opts.min_member_similarity {
+                kept.push(m);
+                kept_sim.push(s);
+            } else {
+                pruned.push(m);
+            }
+        }
+        let cohesion = if kept_sim.is_empty() {
             0.0
         } else {
-            p.similarity.iter().sum::<f32>() / p.similarity.len() as f32
+            kept_sim.iter().sum::<f32>() / kept_sim.len() as f32
         };
-        let ok = p.members.len() >= opts.min_support
-            && p.cohesion >= opts.min_cohesion
+        let ok = kept.len() >= opts.min_support
+            && cohesion >= opts.min_cohesion
             && p.terms.len() >= opts.signature_terms;
         if ok {
-            accepted.push(p);
+            // The representative is the member nearest the centroid, so it is never pruned.
+            p.members = kept;
+            p.similarity = kept_sim;
+            p.cohesion = cohesion;
+            v.outliers.extend(pruned);
+            v.accepted.push(p);
         } else {
-            rejected.push(p);
+            p.cohesion = cohesion;
+            v.rejected.push(p);
         }
     }
-    (accepted, rejected)
+    v
 }
 
 /// Stage `store_facts`: one transaction writing the accepted facts (deduplicated by signature)
-/// and marking every event of the batch.
+/// and marking every other event of the batch as examined noise.
 #[inline(never)]
 pub fn store_facts(
     store: &mut Store,
     batch: &Batch,
-    accepted: &[Pattern],
-    rejected: &[Pattern],
+    validation: &Validation,
     opts: &ConsolidateOptions,
 ) -> Result<FactWriteStats> {
     let _s = crate::stage::stage("store_facts");
-    let drafts: Vec<FactDraft> = accepted
+    let drafts: Vec<FactDraft> = validation
+        .accepted
         .iter()
         .map(|p| {
             let mut sig: Vec<&str> = p
@@ -315,11 +343,14 @@ pub fn store_facts(
             }
         })
         .collect();
-    let rejected_ids: Vec<i64> = rejected
+    let noise_ids: Vec<i64> = validation
+        .rejected
         .iter()
-        .flat_map(|p| p.members.iter().map(|&i| batch.ids[i]))
+        .flat_map(|p| p.members.iter().copied())
+        .chain(validation.outliers.iter().copied())
+        .map(|i| batch.ids[i])
         .collect();
-    store.write_facts(&drafts, &rejected_ids, opts.fail_after_fact_writes)
+    store.write_facts(&drafts, &noise_ids, opts.fail_after_fact_writes)
 }
 
 /// Runs consolidation batches until the backlog is empty or `max_batches` is reached.
@@ -334,13 +365,13 @@ pub fn run(store: &mut Store, opts: &ConsolidateOptions) -> Result<Consolidation
         let km = cluster(&batch, opts);
         let patterns = extract_patterns(&batch, &km, opts);
         let clusters = patterns.len();
-        let (accepted, rejected) = validate(patterns, opts);
-        let stats = store_facts(store, &batch, &accepted, &rejected, opts)?;
+        let validation = validate(patterns, opts);
+        let stats = store_facts(store, &batch, &validation, opts)?;
         report.batches += 1;
         report.events_loaded += batch.len();
         report.clusters += clusters;
-        report.accepted += accepted.len();
-        report.rejected += rejected.len();
+        report.accepted += validation.accepted.len();
+        report.rejected += validation.rejected.len();
         report.facts_created += stats.created;
         report.facts_merged += stats.merged;
         report.events_in_facts += stats.linked_events;

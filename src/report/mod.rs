@@ -3,3 +3,4 @@
 pub mod check;
 pub mod format;
 pub mod table;
+pub mod trend_chart;

@@ -4,6 +4,7 @@ mod baseline_cmd;
 mod check_cmd;
 mod profile_cmd;
 mod run_cmd;
+mod trend_cmd;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ enum Command {
     Check(check_cmd::CheckArgs),
     /// Manage stored baselines: list, show, export, import, delete.
     Baseline(baseline_cmd::BaselineArgs),
+    /// Chart metrics across the commits that have baselines (SVG and PNG).
+    Trend(trend_cmd::TrendArgs),
     /// List the profiles that --profile accepts.
     Profiles(ProfilesArgs),
 }
@@ -71,6 +74,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profile(a) => profile_cmd::run(a),
         Command::Baseline(a) => baseline_cmd::run(a),
         Command::Check(a) => check_cmd::run(a),
+        Command::Trend(a) => trend_cmd::run(a),
         Command::Profiles(a) => {
             for name in Profile::available(&a.profiles_dir) {
                 let p = Profile::load(&name, &a.profiles_dir)?;

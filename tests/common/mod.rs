@@ -1,0 +1,146 @@
+//! A temporary project for end-to-end tests: a real git repository with a small profile.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+/// A very small profile so each run takes a moment even in a debug build.
+pub const MINI_REMEMBER: &str = "workloads = [\"remember\"]\n[corpus]\nevents = 300\ntopics = 4\nsessions = 10\nqueries = 20\n[run]\nwarmup_ops = 2\nops = 20\ncpu_sample_every = 0\n";
+
+/// Small enough for a debug build, big enough for the gate: recall and remember over 600 events.
+pub const MINI_GATE: &str = "workloads = [\"recall\", \"remember\"]\n[corpus]\nevents = 600\ntopics = 6\nsessions = 20\nqueries = 60\n[run]\nwarmup_ops = 10\nops = 150\ncpu_sample_every = 0\n";
+
+/// A git repository in a temp dir with `profiles/mini.toml`; reports/ and baselines/ ignored.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub repo: git2::Repository,
+}
+
+impl Project {
+    /// A repository with one commit; `config` becomes perfcheck.toml when given.
+    pub fn new(profile: &str, config: Option<&str>) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("profiles")).unwrap();
+        std::fs::write(dir.path().join("profiles/mini.toml"), profile).unwrap();
+        if let Some(c) = config {
+            std::fs::write(dir.path().join("perfcheck.toml"), c).unwrap();
+        }
+        std::fs::write(dir.path().join(".gitignore"), "reports/\nbaselines/\n").unwrap();
+        let p = Project { dir, repo };
+        p.commit("init");
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn head(&self) -> String {
+        self.repo.head().unwrap().target().unwrap().to_string()
+    }
+
+    /// Commits everything on HEAD's branch, with a file that changes each time.
+    pub fn commit(&self, msg: &str) -> String {
+        std::fs::write(self.path().join("version.txt"), msg).unwrap();
+        let mut index = self.repo.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.write().unwrap();
+        let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        let parents: Vec<git2::Commit> = self
+            .repo
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .into_iter()
+            .collect();
+        let refs: Vec<&git2::Commit> = parents.iter().collect();
+        self.repo
+            .commit(Some("HEAD"), &sig, &sig, msg, &tree, &refs)
+            .unwrap()
+            .to_string()
+    }
+
+    /// Creates branch `name` at commit `at` and checks it out.
+    pub fn checkout_new_branch(&self, name: &str, at: &str) {
+        let c = self
+            .repo
+            .find_commit(git2::Oid::from_str(at).unwrap())
+            .unwrap();
+        self.repo.branch(name, &c, false).unwrap();
+        self.repo.set_head(&format!("refs/heads/{name}")).unwrap();
+        self.repo
+            .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+            .unwrap();
+    }
+
+    /// The binary, run in the project with a clean environment.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("cargo-perfcheck").unwrap();
+        c.current_dir(self.path())
+            .env_remove("PERFCHECK_STORE")
+            .env_remove("PERFCHECK_SLOW_STAGE")
+            .env_remove("PERFCHECK_TEST_HOLD_SAVE")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    /// `run -p mini --save` (optionally with a slowed stage); returns the run id.
+    pub fn save(&self, slow: Option<&str>) -> String {
+        let mut c = self.cmd();
+        if let Some(s) = slow {
+            c.env("PERFCHECK_SLOW_STAGE", s);
+        }
+        let out = c
+            .args(["run", "-p", "mini", "-q", "--save"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("saved as"))
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("perfcheck run "))
+            .and_then(|l| l.split_whitespace().next())
+            .expect("run id printed")
+            .to_owned()
+    }
+
+    /// `baseline list` output.
+    pub fn list(&self, extra: &[&str]) -> String {
+        let out = self
+            .cmd()
+            .args(["baseline", "list"])
+            .args(extra)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Run ids (first column) of `baseline list`.
+    pub fn ids(&self, extra: &[&str]) -> Vec<String> {
+        self.list(extra)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|id| *id != "no")
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The default store file.
+    pub fn store(&self) -> PathBuf {
+        self.path().join("baselines/perfcheck.sqlite")
+    }
+}

@@ -1,0 +1,96 @@
+//! `trend`: charts across commits with baselines, through the real binary.
+
+mod common;
+
+use common::{Project, MINI_GATE};
+use predicates::prelude::*;
+use serde_json::Value;
+
+#[test]
+fn trend_charts_each_metric_and_marks_the_slowed_commit() {
+    let p = Project::new(
+        MINI_GATE,
+        Some("[thresholds]\ntime = { warn = 60, fail = 100 }\n"),
+    );
+    let first = p.head();
+    p.save(None);
+    let slow = p.commit("slow");
+    p.save(Some("rerank:400"));
+    let fixed = p.commit("fixed");
+    p.save(None);
+    p.commit("no runs here");
+
+    let out = p
+        .cmd()
+        .args(["trend", "-p", "mini", "-m", "recall/rerank/wall_ns"])
+        .args(["-m", "remember/total/allocs", "--last", "10"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let stdout = String::from_utf8(out).unwrap();
+    assert!(
+        stdout.contains("recall/rerank/wall_ns over 3 commits"),
+        "{stdout}"
+    );
+
+    let dir = std::fs::read_dir(p.path().join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| {
+            d.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("trend-")
+        })
+        .expect("trend folder");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("trend.json")).unwrap()).unwrap();
+    let rerank = &json[0];
+    assert_eq!(rerank["metric"], "recall/rerank/wall_ns");
+    let points = rerank["points"].as_array().unwrap();
+    let commits: Vec<&str> = points
+        .iter()
+        .map(|p| p["commit"].as_str().unwrap())
+        .collect();
+    assert_eq!(commits, vec![first.as_str(), slow.as_str(), fixed.as_str()]);
+    assert!(points[0]["status"].is_null());
+    assert_eq!(points[1]["status"], "fail");
+    assert_eq!(points[2]["status"], "improvement");
+    for pt in points {
+        let (lo, v, hi) = (
+            pt["low"].as_f64().unwrap(),
+            pt["value"].as_f64().unwrap(),
+            pt["high"].as_f64().unwrap(),
+        );
+        assert!(lo < v && v < hi, "band around the value: {pt}");
+    }
+    // Allocation counts are exact: no band, and unchanged code stays unchanged.
+    let allocs = json[1]["points"].as_array().unwrap();
+    assert!(allocs.iter().all(|p| p["low"] == p["high"]));
+    assert_eq!(allocs[1]["status"], "unchanged");
+
+    for stem in ["trend-recall-rerank-wall_ns", "trend-remember-total-allocs"] {
+        let svg = std::fs::read_to_string(dir.join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(
+            svg.contains(&slow[..7]) && svg.contains(&first[..7]),
+            "short shas on the x axis"
+        );
+        let png = std::fs::read(dir.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    }
+}
+
+#[test]
+fn trend_rejects_a_malformed_metric_name() {
+    let p = Project::new(MINI_GATE, None);
+    p.cmd()
+        .args(["trend", "-m", "recall/rerank"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("--metric").and(predicate::str::contains("recall/rerank")),
+        );
+}
