@@ -7,6 +7,8 @@
 //! Every `run.json` under BASE_DIR is a candidate baseline. Without HEAD_DIR every ordered pair
 //! of distinct base runs is compared (one baseline, unchanged code); with HEAD_DIR every head
 //! run is compared against K baselines at a time (sliding window over BASE_DIR, default 1).
+//! `--target STAGE` counts checks that flag that stage; `--show` prints the first check's
+//! terminal and markdown reports.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -36,6 +38,7 @@ fn main() {
     let mut k = 1usize;
     let mut verbose = false;
     let mut target: Option<String> = None;
+    let mut show = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--thresholds" => {
@@ -45,6 +48,7 @@ fn main() {
             "--bases" => k = args.next().expect("K").parse().unwrap(),
             "-v" => verbose = true,
             "--target" => target = args.next(),
+            "--show" => show = true,
             _ => dirs.push(PathBuf::from(a)),
         }
     }
@@ -126,6 +130,10 @@ fn main() {
                     v.q_value.unwrap_or(f64::NAN)
                 );
             }
+        }
+        if i == 0 && show {
+            println!("{}", perfcheck::report::check::terminal(&c, false, false));
+            println!("{}", perfcheck::report::check::markdown(&c));
         }
         if i == 0 {
             println!(

@@ -530,7 +530,7 @@ impl RunInfo {
         match &self.commit {
             Some(c) => format!(
                 "{}{}",
-                &c[..c.len().min(7)],
+                c.chars().take(7).collect::<String>(),
                 if self.dirty { "+dirty" } else { "" }
             ),
             None => format!("run {}", self.run_id),
@@ -794,6 +794,105 @@ mod tests {
                     .unwrap()
                     .specificity()
         );
+    }
+
+    fn workload() -> WorkloadResult {
+        use crate::stage::{Measures, OpSample};
+        let m = |wall: u64, cpu: u64, allocs: u64| Measures {
+            wall_ns: wall,
+            cpu_ns: cpu,
+            allocs,
+            alloc_bytes: 64 * allocs,
+            peak_live_bytes: 0,
+        };
+        let mut c = crate::workload::summary::Collector::default();
+        for i in 0..100u64 {
+            let cpu = i % 10 == 0;
+            let k = if cpu { 1 } else { 0 };
+            c.push(&OpSample {
+                total: m(10_000 + i, 9_000 * k, 5),
+                stages: vec![("search", m(6_000 + i, 5_000 * k, 2))],
+                cpu_sampled: cpu,
+            });
+        }
+        let (stages, samples) = c.finish();
+        WorkloadResult {
+            workload: crate::workload::Workload::Recall,
+            ops: 100,
+            warmup_ops: 0,
+            cpu_sampled_ops: 10,
+            elapsed_ns: 1_000_000,
+            throughput_ops: 100_000.0,
+            cache: None,
+            op_counts: BTreeMap::new(),
+            stages,
+            samples,
+        }
+    }
+
+    #[test]
+    fn a_workload_yields_named_metrics_with_their_samples() {
+        let mut out = Vec::new();
+        workload_metrics(&workload(), true, &mut out).unwrap();
+        let names: Vec<String> = out.iter().map(|m| m.name.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "recall/search/wall_ns",
+                "recall/search/cpu_ns",
+                "recall/search/allocs",
+                "recall/search/alloc_bytes",
+                "recall/other/wall_ns",
+                "recall/other/cpu_ns",
+                "recall/other/allocs",
+                "recall/other/alloc_bytes",
+                "recall/total/wall_ns",
+                "recall/total/p95_ns",
+                "recall/total/p99_ns",
+                "recall/total/cpu_ns",
+                "recall/total/allocs",
+                "recall/total/alloc_bytes",
+                "recall/total/throughput_ops",
+            ]
+        );
+        let wall = &out[0];
+        assert_eq!(wall.samples.len(), 90);
+        assert_eq!(wall.kind(), MetricKind::Timing);
+        assert_eq!(out[2].value, 2.0);
+        assert_eq!(out[2].kind(), MetricKind::Deterministic);
+        assert_eq!(out[14].value, 100_000.0);
+        assert_eq!(out[14].direction(), Direction::HigherIsBetter);
+        // Without the counting allocator there are no allocation metrics.
+        let mut out = Vec::new();
+        workload_metrics(&workload(), false, &mut out).unwrap();
+        assert!(out.iter().all(|m| m.kind() != MetricKind::Deterministic));
+    }
+
+    #[test]
+    fn extra_single_values_join_and_replace() {
+        let mut out = Vec::new();
+        workload_metrics(&workload(), true, &mut out).unwrap();
+        let n = out.len();
+        let extra: BTreeMap<String, f64> = [
+            ("load/total/error_rate".to_owned(), 0.01),
+            ("recall/total/throughput_ops".to_owned(), 5.0),
+        ]
+        .into_iter()
+        .collect();
+        extra_metrics(&extra, &mut out).unwrap();
+        assert_eq!(out.len(), n + 1);
+        let tp = out
+            .iter()
+            .find(|m| m.name.to_string() == "recall/total/throughput_ops")
+            .unwrap();
+        assert_eq!(tp.value, 5.0);
+        let bad: BTreeMap<String, f64> = [("load/total/wall_ns".to_owned(), 1.0)]
+            .into_iter()
+            .collect();
+        let e = extra_metrics(&bad, &mut out).unwrap_err();
+        assert!(e.message.contains("per operation"), "{e}");
+        let bad: BTreeMap<String, f64> = [("load/total".to_owned(), 1.0)].into_iter().collect();
+        assert!(extra_metrics(&bad, &mut out).is_err());
     }
 
     #[test]

@@ -164,9 +164,8 @@ pub fn compare(
     seed: u64,
 ) -> Comparison {
     let mut verdicts: Vec<Verdict> = Vec::new();
-    // Per verdict index: the p-value to adjust, for gated statistical comparisons.
-    let mut tested: Vec<(usize, f64)> = Vec::new();
-    let mut intervals: Vec<(usize, (f64, f64))> = Vec::new();
+    // Gated statistical comparisons: verdict index, p-value to adjust, interval.
+    let mut tested: Vec<(usize, f64, (f64, f64))> = Vec::new();
 
     for m in &head.metrics {
         let bases: Vec<&Metric> = base.iter().filter_map(|s| s.get(&m.name)).collect();
@@ -189,11 +188,10 @@ pub fn compare(
                     let too_fast =
                         m.unit() == crate::metrics::Unit::Nanoseconds && e.base < limit.min_ns;
                     if limit.gate && !too_fast {
-                        tested.push((verdicts.len(), v.p_value.unwrap_or(1.0)));
-                        intervals.push((verdicts.len(), ci));
+                        tested.push((verdicts.len(), v.p_value.unwrap_or(1.0), ci));
                     } else {
                         v.status = Status::Ignored;
-                        if too_fast {
+                        if too_fast && limit.gate {
                             v.note = Some(format!(
                                 "base {:.0}ns is below min_ns = {:.0}: too short to gate",
                                 e.base, limit.min_ns
@@ -208,13 +206,10 @@ pub fn compare(
 
     let q = fdr::bh_adjust(&tested.iter().map(|t| t.1).collect::<Vec<_>>());
     let alpha = 1.0 - thresholds.confidence;
-    for ((i, _), q) in tested.iter().zip(q) {
-        let v = &mut verdicts[*i];
+    for (&(i, _, ci), q) in tested.iter().zip(q) {
+        let v = &mut verdicts[i];
         v.q_value = Some(q);
-        let ci = intervals.iter().find(|(j, _)| j == i).map(|x| x.1);
-        if let Some(ci) = ci {
-            v.status = verdict::classify(v.direction, ci, q <= alpha, v.warn, v.fail);
-        }
+        v.status = verdict::classify(v.direction, ci, q <= alpha, v.warn, v.fail);
     }
 
     // Metrics only the baselines have: listed so that a vanished stage is visible.
@@ -293,6 +288,8 @@ fn exact(v: &mut Verdict, bases: &[&Metric], head: &Metric, limit: &Limit) {
     let status = if base == 0.0 {
         if head.value == 0.0 {
             v.change = Some(0.0);
+            v.ci_low = Some(0.0);
+            v.ci_high = Some(0.0);
             Status::Unchanged
         } else {
             v.note = Some("base was 0 per operation".into());

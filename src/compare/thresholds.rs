@@ -4,7 +4,7 @@
 //! ```toml
 //! [thresholds]
 //! confidence = 0.99            # interval level; false discovery rate = 1 - confidence
-//! time = { warn = 10, fail = 25, noise = 5 }   # percent; noise = run-to-run drift (1 sd)
+//! time = { warn = 5, fail = 10, noise = 10 }   # percent; noise = run-to-run drift (1 sd)
 //! allocs = { warn = 1, fail = 5 }
 //!
 //! [thresholds.overrides]
@@ -142,11 +142,14 @@ impl Thresholds {
     /// The built-in limits of a kind of measure, used where perfcheck.toml is silent.
     ///
     /// Calibrated on a shared 2-core VM where neighbours come and go: there one run's median
-    /// stage time drifts by 5-15% (one sd) from the next run of the same code, tails by far
-    /// more, while allocation counts repeat exactly.
+    /// stage time drifts by 6-17% (one sd over 22 reruns of `quick`) from the next run of the
+    /// same code, tails, throughput and sub-2 µs stages by far more, while allocation counts
+    /// repeat exactly. On a quiet dedicated runner, lower `time.noise` (e.g. to 3) for power.
     pub fn builtin(class: MeasureClass) -> Limit {
         let (warn, fail, noise, gate, min_ns) = match class {
-            MeasureClass::Time => (10.0, 25.0, 10.0, true, 2_000.0),
+            // Thresholds apply to the near end of the interval, which the noise floor already
+            // widened, so they can be small: a fail means "at least 10% slower, clearly".
+            MeasureClass::Time => (5.0, 10.0, 10.0, true, 2_000.0),
             // Thread CPU time is read through a system call (~1 µs) whose cost moves with the
             // machine's load: for short stages it measures the clock. Reported, not gated.
             MeasureClass::Cpu => (10.0, 25.0, 10.0, false, 10_000.0),
@@ -348,9 +351,15 @@ mod tests {
         let t = Thresholds::default();
         t.validate().unwrap();
         let wall = t.resolve(&name("recall/rerank/wall_ns"));
-        assert_eq!((wall.warn, wall.fail), (10.0, 25.0));
+        assert_eq!((wall.warn, wall.fail, wall.noise), (5.0, 10.0, 10.0));
         assert!(wall.gate);
-        assert!(!t.resolve(&name("recall/total/p99_ns")).gate);
+        for ungated in [
+            "recall/total/p99_ns",
+            "recall/rerank/cpu_ns",
+            "recall/total/throughput_ops",
+        ] {
+            assert!(!t.resolve(&name(ungated)).gate, "{ungated}");
+        }
         assert_eq!(t.resolve(&name("recall/rerank/allocs")).fail, 5.0);
     }
 
@@ -359,7 +368,7 @@ mod tests {
         let t = Thresholds::from_toml_str(
             r#"
             confidence = 0.95
-            time = { warn = 8 }
+            time = { warn = 8, fail = 25 }
             [overrides]
             "*/*/wall_ns" = { warn = 12, noise = 3 }
             "recall/*/wall_ns" = { warn = 6 }
@@ -377,9 +386,13 @@ mod tests {
         assert_eq!((l.warn, l.fail), (6.0, 25.0));
         let l = t.resolve(&name("mixed/vector_search/wall_ns"));
         assert_eq!((l.warn, l.fail), (7.0, 30.0));
-        // Kind table beats built-in; patterns of other measures do not apply.
+        // Patterns of other measures do not apply; kind tables beat built-ins.
+        let l = t.resolve(&name("mixed/rerank/wall_ns"));
+        assert_eq!((l.warn, l.fail, l.noise), (12.0, 25.0, 3.0));
+        let l = t.resolve(&name("mixed/rerank/p95_ns"));
+        assert_eq!((l.warn, l.fail, l.noise), (25.0, 50.0, 15.0));
         let l = t.resolve(&name("mixed/rerank/cpu_ns"));
-        assert_eq!((l.warn, l.fail, l.noise), (8.0, 25.0, 5.0));
+        assert_eq!((l.warn, l.fail, l.noise), (10.0, 25.0, 10.0));
         assert!(t.resolve(&name("mixed/total/p99_ns")).gate);
         assert_eq!(t.confidence, 0.95);
     }
@@ -394,7 +407,7 @@ mod tests {
         )
         .unwrap();
         let l = t.resolve(&name("recall/rerank/wall_ns"));
-        assert_eq!((l.warn, l.fail), (25.0, 25.0));
+        assert_eq!((l.warn, l.fail), (10.0, 10.0));
     }
 
     #[test]
@@ -405,7 +418,7 @@ mod tests {
             e.contains("`thresholds.confidence`") && e.contains("0.5"),
             "{e}"
         );
-        let e = err("time = { warn = 30, fail = 20 }");
+        let e = err("time = { warn = 30 }");
         assert!(
             e.contains("`thresholds.time`") && e.contains("warn <= fail"),
             "{e}"

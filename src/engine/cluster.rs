@@ -115,6 +115,7 @@ pub fn kmeans(data: &[f32], dim: usize, params: KMeansParams) -> KMeans {
     let mut sums = vec![0.0f32; k * dim];
     let mut counts = vec![0usize; k];
     let mut iterations = 0;
+    let mut converged = false;
     for _ in 0..params.max_iter.max(1) {
         iterations += 1;
         let mut changed = 0usize;
@@ -127,6 +128,7 @@ pub fn kmeans(data: &[f32], dim: usize, params: KMeansParams) -> KMeans {
             similarity[i] = s;
         }
         if changed == 0 {
+            converged = true;
             break;
         }
         sums.fill(0.0);
@@ -152,11 +154,14 @@ pub fn kmeans(data: &[f32], dim: usize, params: KMeansParams) -> KMeans {
             normalize(dst);
         }
     }
-    // Final assignment so that `assignments`/`similarity` match the returned centroids.
-    for (i, row) in data.chunks_exact(dim).enumerate() {
-        let (c, s) = nearest(&centroids, dim, row);
-        assignments[i] = c as u32;
-        similarity[i] = s;
+    if !converged {
+        // The last update moved the centroids: reassign so that `assignments` and
+        // `similarity` describe the returned centroids.
+        for (i, row) in data.chunks_exact(dim).enumerate() {
+            let (c, s) = nearest(&centroids, dim, row);
+            assignments[i] = c as u32;
+            similarity[i] = s;
+        }
     }
     KMeans {
         dim,

@@ -379,3 +379,84 @@ pub fn run(store: &mut Store, opts: &ConsolidateOptions) -> Result<Consolidation
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(sims: &[f32], terms: usize) -> Pattern {
+        Pattern {
+            members: (0..sims.len()).collect(),
+            similarity: sims.to_vec(),
+            terms: (0..terms).map(|i| format!("t{i}")).collect(),
+            representative: 0,
+            cohesion: 0.0,
+        }
+    }
+
+    #[test]
+    fn validate_prunes_outliers_then_gates_on_support_cohesion_and_terms() {
+        let opts = ConsolidateOptions::default();
+        let good = pattern(&[0.9, 0.8, 0.3, 0.7, 0.6, 0.65], 5);
+        let small = pattern(&[0.9, 0.9, 0.9], 5);
+        let loose = pattern(&[0.41, 0.42, 0.43, 0.44, 0.45, 0.41], 5);
+        let unsigned = pattern(&[0.9; 8], 2);
+        let v = validate(vec![good, small, loose, unsigned], &opts);
+        assert_eq!(v.accepted.len(), 1);
+        assert_eq!(v.accepted[0].members, vec![0, 1, 3, 4, 5]);
+        assert!((v.accepted[0].cohesion - 0.73).abs() < 1e-4);
+        assert_eq!(v.outliers, vec![2]);
+        assert_eq!(v.rejected.len(), 3);
+    }
+
+    #[test]
+    fn patterns_carry_cluster_specific_terms_and_the_central_representative() {
+        let texts = [
+            "alpha beta common x1",
+            "alpha beta common x2",
+            "alpha beta common x3",
+            "gamma delta common y1",
+            "gamma delta common y2",
+            "gamma delta common y3",
+        ];
+        let batch = Batch {
+            ids: (10..16).collect(),
+            ts: (0..6).collect(),
+            texts: texts.iter().map(|t| (*t).to_owned()).collect(),
+            data: vec![0.0; 6],
+            dim: 1,
+        };
+        let km = KMeans {
+            dim: 1,
+            centroids: vec![1.0, -1.0],
+            assignments: vec![0, 0, 0, 1, 1, 1],
+            similarity: vec![0.5, 0.9, 0.7, 0.6, 0.6, 0.8],
+            iterations: 1,
+        };
+        let p = extract_patterns(&batch, &km, &ConsolidateOptions::default());
+        assert_eq!(p.len(), 2);
+        // Tie on salience is broken alphabetically; "common" is in every event: not salient.
+        assert_eq!(p[0].terms, vec!["alpha", "beta"]);
+        assert_eq!(p[1].terms, vec!["delta", "gamma"]);
+        assert_eq!(p[0].representative, 11);
+        assert_eq!(p[1].representative, 15);
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let bad = ConsolidateOptions {
+            signature_terms: 6,
+            ..ConsolidateOptions::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("signature_terms"));
+        let bad = ConsolidateOptions {
+            min_cohesion: f32::NAN,
+            ..ConsolidateOptions::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

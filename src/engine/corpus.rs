@@ -90,9 +90,18 @@ impl CorpusConfig {
                 self.common_words, self.topic_words
             ));
         }
-        if self.min_words < 3 || self.max_words < self.min_words {
+        let vocabulary = self
+            .topics
+            .saturating_mul(self.topic_words)
+            .saturating_add(self.common_words);
+        if vocabulary > 5_000_000 {
             return bad(format!(
-                "need 3 <= min_words <= max_words, got {} and {}",
+                "common_words + topics * topic_words must be at most 5,000,000, got {vocabulary}"
+            ));
+        }
+        if self.min_words < 3 || self.max_words < self.min_words || self.max_words > 10_000 {
+            return bad(format!(
+                "need 3 <= min_words <= max_words <= 10000, got {} and {}",
                 self.min_words, self.max_words
             ));
         }
@@ -192,7 +201,7 @@ impl Corpus {
         config.validate()?;
         let mut gen = Generator::new(config);
         let events: Vec<Event> = (0..config.events).map(|_| gen.next_event()).collect();
-        let queries = make_queries(config, &events);
+        let queries = make_queries(config, &events, &gen.vocab.common);
         Ok(Corpus {
             config: config.clone(),
             topic_names: gen.vocab.topic_names.clone(),
@@ -447,10 +456,11 @@ fn render_sentence(words: &[&str], rng: &mut ChaCha8Rng) -> String {
     s
 }
 
-/// Builds queries from random target events: a few of the target's distinct words, chosen with
-/// probability rising with their rarity (inverse document frequency), shuffled, and sometimes one
-/// frequent common word as noise.
-fn make_queries(config: &CorpusConfig, events: &[Event]) -> Vec<Query> {
+/// Builds queries from random target events: 4 to 7 of the target's distinct content words
+/// (words outside the common vocabulary), drawn with probability proportional to their inverse
+/// document frequency so rarer words are favoured, shuffled, and in 30% of queries one frequent
+/// common word inserted as noise.
+fn make_queries(config: &CorpusConfig, events: &[Event], common_words: &[String]) -> Vec<Query> {
     if events.is_empty() || config.queries == 0 {
         return Vec::new();
     }
@@ -472,12 +482,11 @@ fn make_queries(config: &CorpusConfig, events: &[Event]) -> Vec<Query> {
     }
     let n = events.len() as f64;
     let common_zipf = Zipf::new(config.common_words.min(50), config.zipf_exponent);
-    let noise_words: Vec<String> = Generator::new(config).vocab.common;
-    let common: HashSet<&str> = noise_words.iter().map(String::as_str).collect();
+    let common: HashSet<&str> = common_words.iter().map(String::as_str).collect();
     let mut queries = Vec::with_capacity(config.queries);
     for _ in 0..config.queries {
         let target = rng.random_range(0..events.len());
-        // Candidate words in first-occurrence order (deterministic; `docs` is sorted instead).
+        // Candidates in first-occurrence order, so the weighted draw below is deterministic.
         let mut cands: Vec<(String, f64)> = Vec::new();
         let words = super::embed::tokenize(&events[target].text);
         let content = words
@@ -512,7 +521,7 @@ fn make_queries(config: &CorpusConfig, events: &[Event]) -> Vec<Query> {
         }
         picked.shuffle(&mut rng);
         if rng.random_bool(0.3) {
-            let w = noise_words[common_zipf.sample(&mut rng)].clone();
+            let w = common_words[common_zipf.sample(&mut rng)].clone();
             let at = rng.random_range(0..=picked.len());
             picked.insert(at, w);
         }

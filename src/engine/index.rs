@@ -1,8 +1,11 @@
 //! In-memory vector index: exact brute force and IVF (inverted file) approximate search.
 //!
-//! Vectors live in per-list contiguous buffers, so an IVF probe streams through memory and an
-//! exact search is simply "probe every list". Before training there is a single list and the
-//! IVF search is exact.
+//! Each inverted list stores its vectors dimension-major (one column per dimension). Hashed
+//! query embeddings are sparse (a few words give a dozen or so non-zero dimensions out of 256),
+//! so scoring a list reads only the query's non-zero columns instead of every full row: about
+//! 15x less memory traffic, which is what bounds a scan. A dense query costs the same as a
+//! row-major scan. Exact search is "probe every list"; before training there is a single list
+//! and IVF search is exact.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -57,7 +60,8 @@ impl TopK {
     pub fn new(k: usize) -> Self {
         Self {
             k,
-            heap: BinaryHeap::with_capacity(k + 1),
+            // `k` can come from a caller; never pre-allocate more than a page of hits for it.
+            heap: BinaryHeap::with_capacity(k.min(1024).saturating_add(1)),
         }
     }
 
@@ -89,11 +93,58 @@ impl TopK {
     }
 }
 
-/// One inverted list: ids and their vectors, stored contiguously.
-#[derive(Debug, Clone, Default)]
+/// One inverted list: ids and their vectors, stored as one column per dimension.
+#[derive(Debug, Clone)]
 struct InvList {
     ids: Vec<i64>,
-    data: Vec<f32>,
+    cols: Vec<Vec<f32>>,
+}
+
+impl InvList {
+    fn new(dim: usize) -> Self {
+        Self {
+            ids: Vec::new(),
+            cols: vec![Vec::new(); dim],
+        }
+    }
+
+    /// Appends a vector; missing trailing values count as zero, extra ones are ignored.
+    fn push(&mut self, id: i64, v: &[f32]) {
+        self.ids.push(id);
+        for (d, col) in self.cols.iter_mut().enumerate() {
+            col.push(v.get(d).copied().unwrap_or(0.0));
+        }
+    }
+
+    /// Appends vector `i` as a row to `out`.
+    fn row_into(&self, i: usize, out: &mut Vec<f32>) {
+        out.extend(self.cols.iter().map(|c| c[i]));
+    }
+
+    /// Scores every vector against the sparse query `nz` (`(dimension, value)` pairs) and
+    /// offers the results to `top`. `scores` is scratch space reused across lists.
+    #[inline]
+    fn scan(&self, nz: &[(usize, f32)], scores: &mut Vec<f32>, top: &mut TopK) {
+        scores.clear();
+        scores.resize(self.ids.len(), 0.0);
+        for &(d, w) in nz {
+            for (s, x) in scores.iter_mut().zip(&self.cols[d]) {
+                *s += w * x;
+            }
+        }
+        for (&id, &s) in self.ids.iter().zip(scores.iter()) {
+            top.push(id, s);
+        }
+    }
+}
+
+/// The non-zero dimensions of a query.
+fn sparse(q: &[f32]) -> Vec<(usize, f32)> {
+    q.iter()
+        .enumerate()
+        .filter(|(_, &x)| x != 0.0)
+        .map(|(d, &x)| (d, x))
+        .collect()
 }
 
 /// IVF training parameters.
@@ -110,7 +161,7 @@ pub struct TrainParams {
 }
 
 /// Vector index with exact and IVF search over unit-length vectors.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IvfIndex {
     dim: usize,
     /// `nlist * dim` coarse centroids; empty while untrained.
@@ -119,13 +170,25 @@ pub struct IvfIndex {
     len: usize,
 }
 
+impl std::fmt::Debug for IvfIndex {
+    // A summary: the vectors themselves can be hundreds of megabytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IvfIndex")
+            .field("dim", &self.dim)
+            .field("len", &self.len)
+            .field("nlist", &self.lists.len())
+            .field("trained", &self.is_trained())
+            .finish()
+    }
+}
+
 impl IvfIndex {
     /// An empty, untrained index for `dim`-dimensional vectors.
     pub fn new(dim: usize) -> Self {
         Self {
             dim: dim.max(1),
             centroids: Vec::new(),
-            lists: vec![InvList::default()],
+            lists: vec![InvList::new(dim.max(1))],
             len: 0,
         }
     }
@@ -161,22 +224,14 @@ impl IvfIndex {
     }
 
     /// Adds one vector; after training it goes to the list of its nearest centroid.
-    /// A vector of the wrong length is truncated or zero-padded rather than corrupting the
-    /// flat storage.
+    /// A vector of the wrong length is truncated or zero-padded.
     pub fn insert(&mut self, id: i64, v: &[f32]) {
         let list = if self.is_trained() {
             nearest(&self.centroids, self.dim, v).0
         } else {
             0
         };
-        let l = &mut self.lists[list];
-        l.ids.push(id);
-        if v.len() >= self.dim {
-            l.data.extend_from_slice(&v[..self.dim]);
-        } else {
-            l.data.extend_from_slice(v);
-            l.data.resize(l.ids.len() * self.dim, 0.0);
-        }
+        self.lists[list].push(id, v);
         self.len += 1;
     }
 
@@ -188,13 +243,19 @@ impl IvfIndex {
         let mut data = Vec::with_capacity(self.len * dim);
         for l in self.lists.drain(..) {
             ids.extend_from_slice(&l.ids);
-            data.extend_from_slice(&l.data);
+            for i in 0..l.ids.len() {
+                l.row_into(i, &mut data);
+            }
         }
         let n = ids.len();
         let nlist = params.nlist.min(n / 4).max(1);
         if nlist <= 1 {
             self.centroids.clear();
-            self.lists = vec![InvList { ids, data }];
+            self.lists = vec![InvList::new(dim)];
+            self.len = 0;
+            for (id, row) in ids.into_iter().zip(data.chunks_exact(dim)) {
+                self.insert(id, row);
+            }
             return;
         }
         let step = n.div_ceil(params.sample.max(nlist)).max(1);
@@ -215,18 +276,31 @@ impl IvfIndex {
         );
         self.centroids = km.centroids;
         let k = self.centroids.len() / dim;
-        self.lists = vec![InvList::default(); k];
-        self.len = 0;
-        for (id, row) in ids.into_iter().zip(data.chunks_exact(dim)) {
-            self.insert(id, row);
+        self.lists = vec![InvList::new(dim); k];
+        self.len = n;
+        for (i, (id, row)) in ids.into_iter().zip(data.chunks_exact(dim)).enumerate() {
+            // When every vector was in the training sample its list is already known.
+            let list = if step == 1 {
+                km.assignments[i] as usize
+            } else {
+                nearest(&self.centroids, dim, row).0
+            };
+            self.lists[list].push(id, row);
+        }
+        // Growth slack would otherwise cost up to as much memory as the vectors themselves.
+        for l in &mut self.lists {
+            l.ids.shrink_to_fit();
+            l.cols.iter_mut().for_each(Vec::shrink_to_fit);
         }
     }
 
     /// Exact top-`k` by cosine similarity.
     pub fn search_exact(&self, q: &[f32], k: usize) -> Vec<Hit> {
+        let nz = sparse(q);
+        let mut scores = Vec::new();
         let mut top = TopK::new(k);
         for l in &self.lists {
-            scan(l, self.dim, q, &mut top);
+            l.scan(&nz, &mut scores, &mut top);
         }
         top.into_sorted()
     }
@@ -241,18 +315,13 @@ impl IvfIndex {
         for (i, c) in self.centroids.chunks_exact(self.dim).enumerate() {
             probe.push(i as i64, dot(c, q));
         }
+        let nz = sparse(q);
+        let mut scores = Vec::new();
         let mut top = TopK::new(k);
         for p in probe.into_sorted() {
-            scan(&self.lists[p.id as usize], self.dim, q, &mut top);
+            self.lists[p.id as usize].scan(&nz, &mut scores, &mut top);
         }
         top.into_sorted()
-    }
-}
-
-#[inline]
-fn scan(l: &InvList, dim: usize, q: &[f32], top: &mut TopK) {
-    for (&id, row) in l.ids.iter().zip(l.data.chunks_exact(dim)) {
-        top.push(id, dot(row, q));
     }
 }
 

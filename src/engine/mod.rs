@@ -83,13 +83,14 @@ impl EngineConfig {
         ((n as f64).sqrt() * 0.45).round().clamp(1.0, 1024.0) as usize
     }
 
-    /// The `nprobe` used with `nlist` lists when `nprobe` is 0: three eighths of the lists.
+    /// The `nprobe` used with `nlist` lists when `nprobe` is 0: three eighths of the lists,
+    /// at least 12 (small indexes have few, small lists), at most all of them.
     ///
     /// Short queries of rare words route poorly to topic centroids, so IVF needs a wide probe
-    /// to keep recall@10 against exact search at 0.95 or more (measured: 0.96-0.98 on 20k and
-    /// 100k event corpora); it still scans well under half of the vectors.
+    /// to keep recall@10 against exact search at 0.95 or more; it still scans well under half
+    /// of the vectors.
     pub fn auto_nprobe(nlist: usize) -> usize {
-        (nlist * 3).div_ceil(8).max(1)
+        (nlist * 3).div_ceil(8).max(12).min(nlist).max(1)
     }
 
     /// The `nlist` this configuration uses for `n` events.
@@ -190,22 +191,25 @@ impl Engine {
             return Err(EngineError::StoreNotEmpty(existing));
         }
         let dim = self.config.dim;
-        let mut flat = vec![0.0f32; corpus.events.len() * dim];
-        let mut news = Vec::with_capacity(corpus.events.len());
-        for (e, row) in corpus.events.iter().zip(flat.chunks_exact_mut(dim)) {
-            self.embedder.embed_into(&e.text, row);
-            news.push(e.to_new_event());
-        }
-        let rows = corpus
-            .events
-            .iter()
-            .zip(&news)
-            .zip(flat.chunks_exact(dim))
-            .map(|((e, n), v)| (e.id, n, v));
-        self.store
-            .insert_events_bulk(rows, self.config.bulk_batch)?;
-        for (e, v) in corpus.events.iter().zip(flat.chunks_exact(dim)) {
-            self.index.insert(e.id, v);
+        let batch = self.config.bulk_batch;
+        // One chunk at a time: the index is the only full copy of the embeddings in memory.
+        let mut flat = vec![0.0f32; batch.min(corpus.events.len()) * dim];
+        for chunk in corpus.events.chunks(batch) {
+            let flat = &mut flat[..chunk.len() * dim];
+            let mut news = Vec::with_capacity(chunk.len());
+            for (e, row) in chunk.iter().zip(flat.chunks_exact_mut(dim)) {
+                self.embedder.embed_into(&e.text, row);
+                news.push(e.to_new_event());
+            }
+            let rows = chunk
+                .iter()
+                .zip(&news)
+                .zip(flat.chunks_exact(dim))
+                .map(|((e, n), v)| (e.id, n, v));
+            self.store.insert_events_bulk(rows, batch)?;
+            for (e, v) in chunk.iter().zip(flat.chunks_exact(dim)) {
+                self.index.insert(e.id, v);
+            }
         }
         self.now_ts = self.store.max_ts()?.unwrap_or(0);
         self.train_index();

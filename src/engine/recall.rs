@@ -183,3 +183,71 @@ pub fn format(query: &str, ranked: &[Ranked]) -> Result<String> {
     };
     Ok(serde_json::to_string(&doc)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::corpus::NewEvent;
+
+    fn store_with(texts: &[(&str, i64)]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.db"), 4).unwrap();
+        for (text, ts) in texts {
+            let ev = NewEvent {
+                session: 1,
+                ts: *ts,
+                text: (*text).to_owned(),
+                tags: Vec::new(),
+            };
+            store.insert_event(&ev, &[0.0; 4]).unwrap();
+        }
+        (dir, store)
+    }
+
+    #[test]
+    fn rerank_combines_cosine_lexical_overlap_and_recency() {
+        let day = 86_400;
+        let (_d, store) = store_with(&[
+            ("kalo miren toshu", 100 * day),     // id 1: every query word, old
+            ("unrelated words only", 100 * day), // id 2: higher cosine, no overlap
+            ("kalo miren toshu", 107 * day),     // id 3: same as 1 but one half-life newer
+        ]);
+        let hits = [
+            Hit { id: 1, score: 0.5 },
+            Hit { id: 2, score: 0.7 },
+            Hit { id: 3, score: 0.5 },
+        ];
+        let w = RerankWeights::default();
+        let r = rerank(&store, "Kalo, MIREN toshu", &hits, 3, &w, 107 * day).unwrap();
+        assert_eq!(r.iter().map(|x| x.id).collect::<Vec<_>>(), vec![3, 1, 2]);
+        assert_eq!(r[0].lexical, 1.0);
+        assert_eq!(r[2].lexical, 0.0);
+        assert!((r[0].recency - 1.0).abs() < 1e-6);
+        assert!((r[1].recency - 0.5).abs() < 1e-6);
+        let expected = w.cosine * 0.5 + w.lexical + w.recency * 0.5;
+        assert!((r[1].score - expected).abs() < 1e-6);
+        assert_eq!(rerank(&store, "kalo", &hits, 1, &w, 0).unwrap().len(), 1);
+        let missing = rerank(&store, "x", &[Hit { id: 99, score: 1.0 }], 1, &w, 0);
+        assert!(matches!(missing, Err(EngineError::MissingEvent(99))));
+    }
+
+    #[test]
+    fn format_renders_ranked_results_as_json() {
+        let ranked = vec![Ranked {
+            id: 7,
+            score: 0.75,
+            cosine: 0.5,
+            lexical: 1.0,
+            recency: 0.25,
+            ts: 42,
+            text: "say \"hi\"".into(),
+        }];
+        let json = format("q", &ranked).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["count"], 1);
+        assert_eq!(v["results"][0]["id"], 7);
+        assert_eq!(v["results"][0]["rank"], 1);
+        assert_eq!(v["results"][0]["text"], "say \"hi\"");
+        assert_eq!(v["results"][0]["why"]["lexical"], 1.0);
+    }
+}

@@ -44,6 +44,7 @@ CREATE TABLE events(
     text TEXT NOT NULL,
     tags TEXT NOT NULL,
     embedding BLOB NOT NULL,
+    -- 0 pending, 1 linked to fact_id, 2 examined noise (PENDING, IN_FACT, REJECTED)
     consolidated INTEGER NOT NULL DEFAULT 0,
     fact_id INTEGER REFERENCES facts(id)
 );
@@ -361,7 +362,7 @@ impl Store {
         let mut st = self.conn.prepare_cached(
             "SELECT id, ts, text, embedding FROM events WHERE consolidated = 0 ORDER BY id LIMIT ?1",
         )?;
-        let mut rows = st.query([limit as i64])?;
+        let mut rows = st.query([i64::try_from(limit).unwrap_or(i64::MAX)])?;
         let mut out = Vec::with_capacity(limit.min(100_000));
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;

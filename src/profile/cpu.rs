@@ -45,9 +45,9 @@ use crate::stage::{capture_stage_sites, StageSite};
 pub const DEFAULT_FREQUENCY: u32 = 99;
 /// Highest accepted `--frequency`.
 pub const MAX_FREQUENCY: u32 = 1000;
-/// Fewer samples than this and per-stage shares are too coarse to trust (about ±3 points at
-/// 1,000 samples for a 10% stage).
-pub const MIN_TRUSTED_SAMPLES: u64 = 1000;
+/// Fewer samples than this and per-stage shares are too coarse to trust (a 10% share is
+/// ±2.6 points at 95% confidence with 500 samples).
+pub const MIN_TRUSTED_SAMPLES: u64 = 500;
 
 /// Shared objects whose code is never unwound from (see the module docs).
 pub const BLOCKLIST: &[&str] = &["libgcc", "ld-linux", "linux-vdso"];
@@ -595,9 +595,9 @@ impl CpuSummary {
         let coverage = p.coverage();
         if p.samples > 0 && coverage < 0.9 {
             warnings.push(format!(
-                "samples cover {:.0}% of the process CPU time: samples inside libc (malloc, \
-                 memcpy) are dropped by the blocklist, and the kernel may deliver fewer than \
-                 {} per second",
+                "samples cover {:.0}% of the process CPU time: samples in blocklisted code \
+                 (libgcc, the loader, the vDSO; libc with --block-libc or glibc < 2.35) are \
+                 dropped, and above the kernel tick fewer than {} per second arrive",
                 coverage * 100.0,
                 p.frequency
             ));

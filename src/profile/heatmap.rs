@@ -377,7 +377,7 @@ impl HeatmapGrid {
             &live,
             &YL_OR_RD,
             "live bytes",
-            |v| bytes(v),
+            bytes,
             |i| format!("peak {}", bytes(self.row_peak[i] as f64)),
         )?;
         let top2 = top1 + PANEL_HEAD + panel + AXIS_H;
@@ -459,16 +459,18 @@ impl HeatmapGrid {
             RGBColor(120, 120, 120).stroke_width(1),
         ))
         .map_err(e)?;
-        for (name, s) in &self.phases {
+        for (i, (name, s)) in self.phases.iter().enumerate() {
             let x = x_of(*s);
+            // Alternate two heights so the labels of close phases do not overlap.
+            let label_y = t - 4 - (i as i32 % 2) * 14;
             root.draw(&PathElement::new(
-                vec![(x, t - 4), (x, t + h + 4)],
+                vec![(x, label_y - 10), (x, t + h + 4)],
                 RGBColor(30, 30, 30).stroke_width(1),
             ))
             .map_err(e)?;
             root.draw(&Text::new(
                 name.clone(),
-                (x + 3, t - 4),
+                (x + 3, label_y),
                 font(11)
                     .color(&RGBColor(30, 30, 30))
                     .pos(Pos::new(HPos::Left, VPos::Bottom)),

@@ -41,7 +41,7 @@ use self::flamegraph::FlameLabels;
 use self::growth::GrowthReport;
 use self::heap::{DhatHooks, DhatSummary};
 use self::heatmap::{HeatmapGrid, HeatmapHooks, MAX_COLUMNS};
-use self::overhead::{AllocOverhead, CpuOverhead};
+use self::overhead::{AllocOverhead, CpuOverhead, SampleCost};
 use self::pass::{drive, PassSpec, Runtime};
 
 /// Layout version of `profile.json`.
@@ -151,6 +151,9 @@ pub struct ProfileRecord {
     /// Counting allocator vs System, when `--overhead` ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alloc_overhead: Option<AllocOverhead>,
+    /// Cost of one CPU sample on a fixed spin loop, when `--overhead` ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_cost: Option<SampleCost>,
 }
 
 /// Where every number comes from; printed and stored with the profile.
@@ -197,6 +200,12 @@ pub fn execute(
         log("allocator: counting vs system, 15 interleaved rounds of 100,000 alloc+free pairs");
         overhead::alloc_overhead(15)
     });
+    let sample_cost = if req.overhead {
+        log("CPU sample cost: 20 rounds of 200 sampling signals at a 40-frame stack");
+        overhead::sample_cost(40, 20, req.block_libc)?
+    } else {
+        None
+    };
     let record = ProfileRecord {
         schema: PROFILE_SCHEMA_VERSION,
         run_id: dir
@@ -218,6 +227,7 @@ pub fn execute(
         note: PASS_NOTE.into(),
         workloads: profiles,
         alloc_overhead,
+        sample_cost,
     };
     write_json(&dir.join("profile.json"), &record)?;
     Ok((record, dir))
@@ -296,7 +306,7 @@ fn profile_all(
                     allocated_bytes: a,
                 })
                 .collect();
-            rows.sort_by(|a, b| b.peak_live_bytes.cmp(&a.peak_live_bytes));
+            rows.sort_by_key(|r| std::cmp::Reverse(r.peak_live_bytes));
             wp.heap_rows = Some(rows);
             wp.growth = Some(growth);
             if wp.stages.is_empty() {

@@ -47,6 +47,11 @@ pub struct CpuOverhead {
     pub median_pair_ratio: f64,
     /// 95% confidence interval of the mean per-pair ratio (normal approximation).
     pub ratio_ci95: (f64, f64),
+    /// Sum of profiled process CPU time / sum of unprofiled (less sensitive than wall time to
+    /// other processes on the machine).
+    pub cpu_ratio: f64,
+    /// Extra process CPU time per sample, µs: the cost of one signal, unwind and record.
+    pub cpu_us_per_sample: f64,
     /// Samples taken in the profiled blocks.
     pub samples: u64,
     /// Samples per CPU second of the profiled blocks.
@@ -55,15 +60,24 @@ pub struct CpuOverhead {
     pub coverage: f64,
 }
 
-/// The counting allocator against the system allocator on an alloc/free churn loop.
+/// The counting allocator against the system allocator on an alloc/free churn loop, measured
+/// two ways: a generic loop like `benches/recorder.rs` (the compiler may keep the thread-local
+/// counters in registers across the loop) and calls through `&dyn GlobalAlloc` (every call
+/// pays the counter updates, as scattered allocations in real code do).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AllocOverhead {
-    /// Median ns per alloc+free pair through `System`.
+    /// Median ns per alloc+free pair through `System`, generic loop.
     pub system_ns: f64,
-    /// Median ns per pair through `CountingAlloc::system()` (no heap pass active).
+    /// Median ns per pair through `CountingAlloc::system()` (no heap pass), generic loop.
     pub counting_ns: f64,
     /// `counting_ns / system_ns`.
     pub ratio: f64,
+    /// Median ns per pair through `System`, dynamic calls.
+    pub system_call_ns: f64,
+    /// Median ns per pair through `CountingAlloc::system()`, dynamic calls.
+    pub counting_call_ns: f64,
+    /// `counting_call_ns / system_call_ns`.
+    pub call_ratio: f64,
 }
 
 struct AbHooks {
@@ -152,7 +166,7 @@ pub fn cpu_overhead(
             .fold((0, 0), |(w, c), b| (w + b.wall_ns, c + b.cpu_ns))
     };
     let (on_wall, on_cpu) = sum(true);
-    let (off_wall, _) = sum(false);
+    let (off_wall, off_cpu) = sum(false);
     let mut pairs: Vec<f64> = blocks
         .chunks_exact(2)
         .filter_map(|p| {
@@ -177,6 +191,10 @@ pub fn cpu_overhead(
         wall_ratio: on_wall as f64 / off_wall.max(1) as f64,
         median_pair_ratio: pairs.get(pairs.len() / 2).copied().unwrap_or(f64::NAN),
         ratio_ci95: (mean - half, mean + half),
+        cpu_ratio: on_cpu as f64 / off_cpu.max(1) as f64,
+        cpu_us_per_sample: (on_cpu as f64 - off_cpu as f64)
+            / profile_out.samples.max(1) as f64
+            / 1e3,
         samples: profile_out.samples,
         samples_per_cpu_second: profile_out.samples as f64 * 1e9 / on_cpu.max(1) as f64,
         coverage: profile_out.samples as f64 * interval_ns / on_cpu.max(1) as f64,
@@ -184,11 +202,91 @@ pub fn cpu_overhead(
     })
 }
 
+/// The cost of one CPU sample: the sampling signal sent to this thread directly, many times,
+/// under a stack as deep as the engine's, so the number does not drown in the variance of
+/// real operations (or of other processes on a shared machine).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SampleCost {
+    /// Frames on the stack below the signalling loop.
+    pub stack_depth: u32,
+    /// Signals sent.
+    pub signals: u64,
+    /// Samples pprof recorded from them (fewer when the unwinder could not run).
+    pub samples: u64,
+    /// Median wall µs per signal over the rounds: kernel delivery, pprof's handler, unwinding
+    /// and recording.
+    pub us_per_sample: f64,
+    /// What that costs at the default frequency: `99 x us_per_sample / 1e6` of each CPU second.
+    pub overhead_at_default: f64,
+}
+
+/// Sends SIGPROF to the calling thread; the handler runs before this returns.
+fn signal_self() {
+    // SAFETY: plain system calls on this process and thread.
+    unsafe {
+        let pid = libc::getpid();
+        let tid = libc::syscall(libc::SYS_gettid);
+        libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGPROF);
+    }
+}
+
+#[inline(never)]
+fn signal_rounds(rounds: usize, per_round: usize) -> Vec<f64> {
+    (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..per_round {
+                signal_self();
+            }
+            t.elapsed().as_nanos() as f64 / per_round as f64 / 1e3
+        })
+        .collect()
+}
+
+#[inline(never)]
+fn nested(depth: u32, rounds: usize, per_round: usize) -> Vec<f64> {
+    if depth == 0 {
+        signal_rounds(rounds, per_round)
+    } else {
+        // Used after the call, so the recursion stays a real stack of frames.
+        black_box(nested(depth - 1, rounds, per_round))
+    }
+}
+
+/// Measures the cost of one sample with `rounds` rounds of 200 self-sent signals at
+/// `stack_depth` frames. `None` when libc is blocklisted: the signal then arrives while the
+/// thread is in libc's `syscall`, and pprof drops it without unwinding, which would measure
+/// nothing.
+pub fn sample_cost(
+    stack_depth: u32,
+    rounds: usize,
+    block_libc: bool,
+) -> Result<Option<SampleCost>, Error> {
+    if block_libc || !super::cpu::libc_unwind_is_lock_free() {
+        return Ok(None);
+    }
+    const PER_ROUND: usize = 200;
+    // The handler is installed and the timer disarmed: only our own signals are sampled.
+    let sampler = CpuSampler::install(super::cpu::DEFAULT_FREQUENCY, block_libc)?;
+    let mut per = nested(stack_depth, rounds.max(1), PER_ROUND);
+    let p = sampler.finish(&CpuWindow::new(1), &StageFrames::default())?;
+    per.sort_by(f64::total_cmp);
+    let us = per[per.len() / 2];
+    Ok(Some(SampleCost {
+        stack_depth,
+        signals: (per.len() * PER_ROUND) as u64,
+        samples: p.samples,
+        us_per_sample: us,
+        overhead_at_default: f64::from(super::cpu::DEFAULT_FREQUENCY) * us / 1e6,
+    }))
+}
+
 /// Sizes of the churn loop, like the engine's strings and vectors.
 const SIZES: [usize; 8] = [16, 24, 48, 64, 128, 256, 512, 1024];
 
+/// Generic, like the criterion bench (`benches/recorder.rs`).
 #[inline(never)]
-fn churn(a: &dyn GlobalAlloc, pairs: usize) {
+fn churn<A: GlobalAlloc + ?Sized>(a: &A, pairs: usize) {
     for i in 0..pairs {
         let Ok(layout) = Layout::from_size_align(SIZES[i % SIZES.len()], 8) else {
             continue;
@@ -204,33 +302,42 @@ fn churn(a: &dyn GlobalAlloc, pairs: usize) {
     }
 }
 
+/// Every call through a vtable, so none of the counting can be hoisted out of the loop.
+#[inline(never)]
+fn churn_dyn(a: &dyn GlobalAlloc, pairs: usize) {
+    churn::<dyn GlobalAlloc>(a, pairs);
+}
+
 /// The counting allocator against `System`, interleaved over `rounds` rounds of 100,000
 /// alloc+free pairs each; medians.
 pub fn alloc_overhead(rounds: usize) -> AllocOverhead {
     static COUNTING: CountingAlloc = CountingAlloc::system();
     const PAIRS: usize = 100_000;
-    let mut sys = Vec::with_capacity(rounds);
-    let mut cnt = Vec::with_capacity(rounds);
+    let time = |f: &dyn Fn()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_nanos() as f64 / PAIRS as f64
+    };
+    let mut v: [Vec<f64>; 4] = Default::default();
     churn(&System, PAIRS);
     churn(&COUNTING, PAIRS);
     for _ in 0..rounds.max(1) {
-        let t = Instant::now();
-        churn(&System, PAIRS);
-        sys.push(t.elapsed().as_nanos() as f64 / PAIRS as f64);
-        let t = Instant::now();
-        churn(&COUNTING, PAIRS);
-        cnt.push(t.elapsed().as_nanos() as f64 / PAIRS as f64);
+        v[0].push(time(&|| churn(&System, PAIRS)));
+        v[1].push(time(&|| churn(&COUNTING, PAIRS)));
+        v[2].push(time(&|| churn_dyn(&System, PAIRS)));
+        v[3].push(time(&|| churn_dyn(&COUNTING, PAIRS)));
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let system_ns = median(&mut sys);
-    let counting_ns = median(&mut cnt);
+    let [a, b, c, d] = v.map(|mut x| {
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    });
     AllocOverhead {
-        system_ns,
-        counting_ns,
-        ratio: counting_ns / system_ns,
+        system_ns: a,
+        counting_ns: b,
+        ratio: b / a,
+        system_call_ns: c,
+        counting_call_ns: d,
+        call_ratio: d / c,
     }
 }
 

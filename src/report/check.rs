@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::compare::{Comparison, Level, Status, Verdict};
 use crate::metrics::{Direction, MetricKind, RunInfo, Unit};
-use crate::report::format::{bytes, count, duration_ns};
+use crate::report::format::{bytes, count, duration_ns, group_digits};
 
 /// A value in its unit: `61.2µs`, `3`, `1.5KiB`, `1,234/s`.
 pub fn value(unit: Unit, v: Option<f64>) -> String {
@@ -17,7 +17,8 @@ pub fn value(unit: Unit, v: Option<f64>) -> String {
         Unit::Nanoseconds => duration_ns(v),
         Unit::Count => count(v),
         Unit::Bytes => bytes(v),
-        Unit::OpsPerSecond => format!("{}/s", count(v)),
+        Unit::OpsPerSecond if v >= 100.0 => format!("{}/s", group_digits(v.round() as u64)),
+        Unit::OpsPerSecond => format!("{v:.1}/s"),
         Unit::Ratio => format!("{:.2}%", 100.0 * v),
         Unit::BytesPerHour => format!("{}/h", bytes(v)),
     }
@@ -490,7 +491,9 @@ mod tests {
         assert_eq!(percent(-0.05), "-5.0%");
         assert_eq!(percent(0.0001), "0.0%");
         assert_eq!(percent(12.5), "+1250%");
-        assert_eq!(value(Unit::OpsPerSecond, Some(1234.0)), "1,234/s");
+        assert_eq!(value(Unit::OpsPerSecond, Some(1234.4)), "1,234/s");
+        assert_eq!(value(Unit::OpsPerSecond, Some(459.98)), "460/s");
+        assert_eq!(value(Unit::OpsPerSecond, Some(15.04)), "15.0/s");
         assert_eq!(value(Unit::Ratio, Some(0.0123)), "1.23%");
         assert_eq!(value(Unit::Nanoseconds, None), "-");
         assert_eq!(trim(25.0), "25");

@@ -160,10 +160,22 @@ fn summary(r: &ProfileRecord) -> String {
         out.push('\n');
         out.push_str(&workload_summary(w));
     }
+    if let Some(c) = &r.sample_cost {
+        out.push_str(&format!(
+            "\nCPU sample cost: {:.1} µs per sample at a {}-frame stack (median of {} self-sent signals, {} recorded) = {:.2}% overhead at {} Hz (target <= 1%)\n",
+            c.us_per_sample,
+            c.stack_depth,
+            group_digits(c.signals),
+            group_digits(c.samples),
+            c.overhead_at_default * 100.0,
+            DEFAULT_FREQUENCY
+        ));
+    }
     if let Some(a) = &r.alloc_overhead {
         out.push_str(&format!(
-            "\nallocator overhead: counting {:.1} ns vs system {:.1} ns per alloc+free = {:.2}x (target <= 1.2x)\n",
-            a.counting_ns, a.system_ns, a.ratio
+            "\nallocator overhead (alloc+free of 16 B to 1 KiB): counting {:.1} ns vs system {:.1} ns = {:.2}x in a generic loop (like benches/recorder.rs; target <= 1.2x), \
+             {:.1} ns vs {:.1} ns = {:.2}x when every call pays the counters\n",
+            a.counting_ns, a.system_ns, a.ratio, a.counting_call_ns, a.system_call_ns, a.call_ratio
         ));
     }
     out
@@ -242,17 +254,22 @@ fn workload_summary(w: &WorkloadProfile) -> String {
     }
     if let Some(o) = &w.overhead {
         out.push_str(&format!(
-            "{name} | CPU profiler overhead at {} Hz: profiled/unprofiled wall {:.4} (median pair {:.4}, 95% CI {:.4}..{:.4}; target <= 1.01), \
-             {:.1} samples/CPU-s, {} of CPU time covered (target >= 95%), {} blocks of {} ops\n",
+            "{name} | CPU profiler overhead at {} Hz, {} interleaved blocks of {} ops:\n\
+             \x20 wall profiled/unprofiled {:.4} (median of pairs {:.4}, 95% CI {:.4}..{:.4}; target <= 1.01)\n\
+             \x20 process CPU profiled/unprofiled {:.4}, {:.1} µs of CPU per sample\n\
+             \x20 {} samples, {:.1}/s of CPU time, {} of CPU time covered (target >= 95%)\n",
             o.frequency_hz,
+            o.blocks.len(),
+            group_digits(o.block_ops),
             o.wall_ratio,
             o.median_pair_ratio,
             o.ratio_ci95.0,
             o.ratio_ci95.1,
+            o.cpu_ratio,
+            o.cpu_us_per_sample,
+            group_digits(o.samples),
             o.samples_per_cpu_second,
             pct(o.coverage),
-            o.blocks.len(),
-            group_digits(o.block_ops)
         ));
     }
     out.push_str(&format!("  files: {}\n", w.dir.display()));
