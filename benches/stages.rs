@@ -107,7 +107,7 @@ fn stages(c: &mut Criterion) {
     g.finish();
 
     // A full recall with the cache disabled, for scale.
-    let mut uncached = Engine::open(
+    let uncached = Engine::open(
         dir.path().join("bench.sqlite"),
         EngineConfig {
             cache_capacity: 0,

@@ -61,12 +61,32 @@ pub struct WorkloadResult {
     /// Recall cache hits and misses during the measured operations, if recall ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheCounts>,
+    /// Result quality measured after the timed operations (not timed itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Quality>,
     /// Operations of each kind (the `mixed` workload runs several).
     pub op_counts: std::collections::BTreeMap<String, u64>,
     /// Per-stage summaries; `total` is the whole operation, `other` the time outside stages.
     pub stages: Vec<StageSummary>,
     /// Raw per-operation samples, so later statistics can be recomputed from them.
     pub samples: Vec<StageSamples>,
+}
+
+/// How good the engine's answers were, against the corpus' ground truth.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Quality {
+    /// Share of queries whose relevant event is in the top `k` (recall workload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recall_at_k: Option<f64>,
+    /// The `k` of `recall_at_k`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<usize>,
+    /// Share of the exact top-10 neighbours that the approximate index also returns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ann_recall_at_10: Option<f64>,
+    /// Share of events in facts that belong to their fact's planted topic (consolidation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purity: Option<f64>,
 }
 
 /// Recall cache counters.

@@ -102,6 +102,11 @@ fn run_writes_a_complete_record_with_commit_and_prints_tables() {
         220
     );
     assert!(cache["hits"].as_u64().unwrap() > 0, "repeats hit the cache");
+    // Quality is measured after the timed part: the tiny corpus is easy (0.96 measured).
+    let q = &recall["quality"];
+    assert!(q["recall_at_k"].as_f64().unwrap() >= 0.85, "{q}");
+    assert!(q["ann_recall_at_10"].as_f64().unwrap() >= 0.95, "{q}");
+    assert_eq!(q["k"], 10);
     let search = stage(recall, "vector_search");
     assert!(search["share"].as_f64().unwrap() > 0.0);
     let raw = recall["samples"]
@@ -149,6 +154,8 @@ fn all_workloads_record_every_canonical_stage() {
     ] {
         assert_eq!(stage(&consolidation, s)["ops"], 3, "{s}");
     }
+    let purity = consolidation["quality"]["purity"].as_f64().unwrap();
+    assert!(purity >= 0.9, "planted topics recovered: purity {purity}");
     let mixed = by_name("mixed");
     let counts = &mixed["op_counts"];
     let recall = counts["recall"].as_u64().unwrap();

@@ -2,8 +2,14 @@
 //!
 //! Any `remember` may change any ranking, so the engine clears the whole cache on every write
 //! rather than trying to work out which entries a new event could affect.
+//!
+//! Under concurrency a recall that started before a write may finish after it; its result
+//! must not enter the cache. Every invalidation bumps a generation number, and a result is
+//! only stored under the generation its recall started in ([`RecallCache::put_if_current`]).
+//! Results are kept behind `Arc`s so a hit is copied outside the engine's cache lock.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use lru::LruCache;
 
@@ -37,9 +43,10 @@ impl CacheKey {
 /// Recall result cache with hit and miss counters. Capacity 0 disables it.
 #[derive(Debug)]
 pub struct RecallCache {
-    lru: Option<LruCache<CacheKey, RecallResult>>,
+    lru: Option<LruCache<CacheKey, Arc<RecallResult>>>,
     hits: u64,
     misses: u64,
+    generation: u64,
 }
 
 impl RecallCache {
@@ -49,11 +56,12 @@ impl RecallCache {
             lru: NonZeroUsize::new(capacity).map(LruCache::new),
             hits: 0,
             misses: 0,
+            generation: 0,
         }
     }
 
     /// Looks `key` up, counting a hit or a miss.
-    pub fn get(&mut self, key: &CacheKey) -> Option<RecallResult> {
+    pub fn get(&mut self, key: &CacheKey) -> Option<Arc<RecallResult>> {
         let found = self.lru.as_mut().and_then(|l| l.get(key).cloned());
         if found.is_some() {
             self.hits += 1;
@@ -66,12 +74,28 @@ impl RecallCache {
     /// Stores a result.
     pub fn put(&mut self, key: CacheKey, value: RecallResult) {
         if let Some(l) = self.lru.as_mut() {
-            l.put(key, value);
+            l.put(key, Arc::new(value));
         }
     }
 
-    /// Drops every entry (counters are kept).
+    /// Stores a result computed from the state of `generation`; returns false (and stores
+    /// nothing) when an invalidation happened since, because the result may be stale.
+    pub fn put_if_current(&mut self, generation: u64, key: CacheKey, value: RecallResult) -> bool {
+        if generation != self.generation {
+            return false;
+        }
+        self.put(key, value);
+        true
+    }
+
+    /// The current generation: bumped by every [`RecallCache::invalidate`].
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Drops every entry and starts a new generation (counters are kept).
     pub fn invalidate(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
         if let Some(l) = self.lru.as_mut() {
             l.clear();
         }
@@ -133,6 +157,17 @@ mod tests {
         c.invalidate();
         assert!(c.is_empty());
         assert!(c.get(&a).is_none());
+    }
+
+    #[test]
+    fn results_from_before_an_invalidation_are_not_stored() {
+        let mut c = RecallCache::new(4);
+        let g = c.generation();
+        c.invalidate();
+        assert!(!c.put_if_current(g, CacheKey::new("a", 1), result(1)));
+        assert!(c.get(&CacheKey::new("a", 1)).is_none());
+        assert!(c.put_if_current(c.generation(), CacheKey::new("a", 1), result(2)));
+        assert_eq!(c.get(&CacheKey::new("a", 1)).unwrap().ids, vec![2]);
     }
 
     #[test]

@@ -316,7 +316,7 @@ pub fn validate(patterns: Vec<Pattern>, opts: &ConsolidateOptions) -> Validation
 /// and marking every other event of the batch as examined noise.
 #[inline(never)]
 pub fn store_facts(
-    store: &mut Store,
+    store: &Store,
     batch: &Batch,
     validation: &Validation,
     opts: &ConsolidateOptions,
@@ -354,8 +354,13 @@ pub fn store_facts(
 }
 
 /// Runs consolidation batches until the backlog is empty or `max_batches` is reached.
-pub fn run(store: &mut Store, opts: &ConsolidateOptions) -> Result<ConsolidationReport> {
+///
+/// Holds the store's consolidation lock throughout: a concurrent consolidation waits, then
+/// sees only what this one left pending, so no event is ever claimed twice. Remembers go on
+/// meanwhile; their events are simply not in this batch.
+pub fn run(store: &Store, opts: &ConsolidateOptions) -> Result<ConsolidationReport> {
     opts.validate()?;
+    let _serial = store.consolidation_lock();
     let mut report = ConsolidationReport::default();
     while opts.max_batches.is_none_or(|m| report.batches < m) {
         let batch = load_events(store, opts.batch)?;

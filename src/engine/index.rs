@@ -7,8 +7,10 @@
 //! row-major scan. Exact search is "probe every list"; before training there is a single list
 //! and IVF search is exact.
 
-use std::cmp::Ordering;
+use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::cluster::{dot, kmeans, nearest, KMeansParams};
 
@@ -27,17 +29,17 @@ struct Worst(Hit);
 
 impl PartialEq for Worst {
     fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
+        self.cmp(other) == CmpOrdering::Equal
     }
 }
 impl Eq for Worst {}
 impl PartialOrd for Worst {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
         Some(self.cmp(other))
     }
 }
 impl Ord for Worst {
-    fn cmp(&self, other: &Self) -> Ordering {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
         // Lower score is "greater" (worse); among equal scores the higher id is worse, which
         // makes ties resolve the same way in exact and IVF search.
         other
@@ -121,6 +123,17 @@ impl InvList {
         out.extend(self.cols.iter().map(|c| c[i]));
     }
 
+    /// Heap bytes held (capacities, so growth slack counts too).
+    fn heap_bytes(&self) -> usize {
+        self.ids.capacity() * std::mem::size_of::<i64>()
+            + self.cols.capacity() * std::mem::size_of::<Vec<f32>>()
+            + self
+                .cols
+                .iter()
+                .map(|c| c.capacity() * std::mem::size_of::<f32>())
+                .sum::<usize>()
+    }
+
     /// Scores every vector against the sparse query `nz` (`(dimension, value)` pairs) and
     /// offers the results to `top`. `scores` is scratch space reused across lists.
     #[inline]
@@ -160,14 +173,63 @@ pub struct TrainParams {
     pub seed: u64,
 }
 
-/// Vector index with exact and IVF search over unit-length vectors.
-#[derive(Clone)]
-pub struct IvfIndex {
-    dim: usize,
+/// Read access to a lock; a panic elsewhere never leaves the index half-written (every
+/// mutation is a single push per list), so a poisoned lock is still safe to use.
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Centroids and lists: replaced as a whole by training, read by everything else.
+#[derive(Debug)]
+struct Lists {
     /// `nlist * dim` coarse centroids; empty while untrained.
     centroids: Vec<f32>,
-    lists: Vec<InvList>,
-    len: usize,
+    /// One lock per list: an insert blocks only searches scanning that one list.
+    lists: Vec<RwLock<InvList>>,
+}
+
+impl Lists {
+    fn untrained(dim: usize) -> Self {
+        Self {
+            centroids: Vec::new(),
+            lists: vec![RwLock::new(InvList::new(dim))],
+        }
+    }
+}
+
+/// Vector index with exact and IVF search over unit-length vectors.
+///
+/// Safe to share between threads (`&self` everywhere). Searches and inserts take the
+/// centroid table for reading and lock one inverted list at a time: a search holds a list's
+/// read lock only while scanning it, an insert holds one list's write lock for a single push,
+/// so writers never wait for whole searches and searches never wait for each other. Training
+/// replaces the table under its write lock (rare: opening, bulk loads, explicit retraining).
+pub struct IvfIndex {
+    dim: usize,
+    state: RwLock<Lists>,
+    len: AtomicUsize,
+}
+
+impl Clone for IvfIndex {
+    fn clone(&self) -> Self {
+        let s = read(&self.state);
+        Self {
+            dim: self.dim,
+            state: RwLock::new(Lists {
+                centroids: s.centroids.clone(),
+                lists: s
+                    .lists
+                    .iter()
+                    .map(|l| RwLock::new(read(l).clone()))
+                    .collect(),
+            }),
+            len: AtomicUsize::new(self.len()),
+        }
+    }
 }
 
 impl std::fmt::Debug for IvfIndex {
@@ -175,8 +237,8 @@ impl std::fmt::Debug for IvfIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IvfIndex")
             .field("dim", &self.dim)
-            .field("len", &self.len)
-            .field("nlist", &self.lists.len())
+            .field("len", &self.len())
+            .field("nlist", &self.nlist())
             .field("trained", &self.is_trained())
             .finish()
     }
@@ -187,9 +249,8 @@ impl IvfIndex {
     pub fn new(dim: usize) -> Self {
         Self {
             dim: dim.max(1),
-            centroids: Vec::new(),
-            lists: vec![InvList::new(dim.max(1))],
-            len: 0,
+            state: RwLock::new(Lists::untrained(dim.max(1))),
+            len: AtomicUsize::new(0),
         }
     }
 
@@ -200,48 +261,68 @@ impl IvfIndex {
 
     /// Number of vectors stored.
     pub fn len(&self) -> usize {
-        self.len
+        self.len.load(Ordering::Acquire)
     }
 
     /// True when no vector is stored.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Number of inverted lists (1 while untrained).
     pub fn nlist(&self) -> usize {
-        self.lists.len()
+        read(&self.state).lists.len()
     }
 
     /// True once coarse centroids exist.
     pub fn is_trained(&self) -> bool {
-        !self.centroids.is_empty()
+        !read(&self.state).centroids.is_empty()
     }
 
     /// Sizes of the inverted lists (for diagnostics and balance checks).
     pub fn list_sizes(&self) -> Vec<usize> {
-        self.lists.iter().map(|l| l.ids.len()).collect()
+        read(&self.state)
+            .lists
+            .iter()
+            .map(|l| read(l).ids.len())
+            .collect()
+    }
+
+    /// Heap bytes the index holds (ids, vectors, centroids, growth slack included). Grows by
+    /// about `4 * dim + 8` bytes per stored vector by design; a load test subtracts it to
+    /// tell data growth from leaks.
+    pub fn heap_bytes(&self) -> usize {
+        let s = read(&self.state);
+        s.centroids.capacity() * std::mem::size_of::<f32>()
+            + s.lists.capacity() * std::mem::size_of::<RwLock<InvList>>()
+            + s.lists.iter().map(|l| read(l).heap_bytes()).sum::<usize>()
     }
 
     /// Adds one vector; after training it goes to the list of its nearest centroid.
     /// A vector of the wrong length is truncated or zero-padded.
-    pub fn insert(&mut self, id: i64, v: &[f32]) {
-        let list = if self.is_trained() {
-            nearest(&self.centroids, self.dim, v).0
-        } else {
+    pub fn insert(&self, id: i64, v: &[f32]) {
+        let s = read(&self.state);
+        // The nearest centroid is found before any list lock is taken.
+        let list = if s.centroids.is_empty() {
             0
+        } else {
+            nearest(&s.centroids, self.dim, v).0
         };
-        self.lists[list].push(id, v);
-        self.len += 1;
+        write(&s.lists[list]).push(id, v);
+        self.len.fetch_add(1, Ordering::AcqRel);
     }
 
     /// (Re)trains the coarse centroids on the stored vectors and redistributes them.
     /// `nlist` is capped so that each list holds at least a few vectors on average.
-    pub fn train(&mut self, params: TrainParams) {
+    /// Searches and inserts wait while it runs.
+    pub fn train(&self, params: TrainParams) {
         let dim = self.dim;
-        let mut ids = Vec::with_capacity(self.len);
-        let mut data = Vec::with_capacity(self.len * dim);
-        for l in self.lists.drain(..) {
+        let mut s = write(&self.state);
+        let n = self.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut data = Vec::with_capacity(n * dim);
+        for l in s.lists.drain(..) {
+            let l = l.into_inner().unwrap_or_else(PoisonError::into_inner);
             ids.extend_from_slice(&l.ids);
             for i in 0..l.ids.len() {
                 l.row_into(i, &mut data);
@@ -250,12 +331,15 @@ impl IvfIndex {
         let n = ids.len();
         let nlist = params.nlist.min(n / 4).max(1);
         if nlist <= 1 {
-            self.centroids.clear();
-            self.lists = vec![InvList::new(dim)];
-            self.len = 0;
+            let mut one = InvList::new(dim);
             for (id, row) in ids.into_iter().zip(data.chunks_exact(dim)) {
-                self.insert(id, row);
+                one.push(id, row);
             }
+            *s = Lists {
+                centroids: Vec::new(),
+                lists: vec![RwLock::new(one)],
+            };
+            self.len.store(n, Ordering::Release);
             return;
         }
         let step = n.div_ceil(params.sample.max(nlist)).max(1);
@@ -274,33 +358,38 @@ impl IvfIndex {
                 seed: params.seed,
             },
         );
-        self.centroids = km.centroids;
-        let k = self.centroids.len() / dim;
-        self.lists = vec![InvList::new(dim); k];
-        self.len = n;
+        let centroids = km.centroids;
+        let k = centroids.len() / dim;
+        let mut lists = vec![InvList::new(dim); k];
         for (i, (id, row)) in ids.into_iter().zip(data.chunks_exact(dim)).enumerate() {
             // When every vector was in the training sample its list is already known.
             let list = if step == 1 {
                 km.assignments[i] as usize
             } else {
-                nearest(&self.centroids, dim, row).0
+                nearest(&centroids, dim, row).0
             };
-            self.lists[list].push(id, row);
+            lists[list].push(id, row);
         }
         // Growth slack would otherwise cost up to as much memory as the vectors themselves.
-        for l in &mut self.lists {
+        for l in &mut lists {
             l.ids.shrink_to_fit();
             l.cols.iter_mut().for_each(Vec::shrink_to_fit);
         }
+        *s = Lists {
+            centroids,
+            lists: lists.into_iter().map(RwLock::new).collect(),
+        };
+        self.len.store(n, Ordering::Release);
     }
 
     /// Exact top-`k` by cosine similarity.
     pub fn search_exact(&self, q: &[f32], k: usize) -> Vec<Hit> {
+        let s = read(&self.state);
         let nz = sparse(q);
         let mut scores = Vec::new();
         let mut top = TopK::new(k);
-        for l in &self.lists {
-            l.scan(&nz, &mut scores, &mut top);
+        for l in &s.lists {
+            read(l).scan(&nz, &mut scores, &mut top);
         }
         top.into_sorted()
     }
@@ -308,18 +397,20 @@ impl IvfIndex {
     /// Approximate top-`k`: scans the `nprobe` lists whose centroids are most similar to `q`.
     /// Exact when untrained or when `nprobe >= nlist`.
     pub fn search(&self, q: &[f32], k: usize, nprobe: usize) -> Vec<Hit> {
-        if !self.is_trained() || nprobe >= self.lists.len() {
+        let s = read(&self.state);
+        if s.centroids.is_empty() || nprobe >= s.lists.len() {
+            drop(s);
             return self.search_exact(q, k);
         }
         let mut probe = TopK::new(nprobe.max(1));
-        for (i, c) in self.centroids.chunks_exact(self.dim).enumerate() {
+        for (i, c) in s.centroids.chunks_exact(self.dim).enumerate() {
             probe.push(i as i64, dot(c, q));
         }
         let nz = sparse(q);
         let mut scores = Vec::new();
         let mut top = TopK::new(k);
         for p in probe.into_sorted() {
-            self.lists[p.id as usize].scan(&nz, &mut scores, &mut top);
+            read(&s.lists[p.id as usize]).scan(&nz, &mut scores, &mut top);
         }
         top.into_sorted()
     }
@@ -352,7 +443,7 @@ mod tests {
     fn exact_search_matches_brute_force_and_ivf_with_all_lists_is_exact() {
         let dim = 16;
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let mut idx = IvfIndex::new(dim);
+        let idx = IvfIndex::new(dim);
         let vecs: Vec<Vec<f32>> = (0..500).map(|_| random_unit(&mut rng, dim)).collect();
         for (i, v) in vecs.iter().enumerate() {
             idx.insert(i as i64, v);

@@ -6,6 +6,29 @@
 //! the canonical stage names (`embed_query`, `vector_search`, ..., `store_facts`).
 //!
 //! Everything is synchronous and deterministic for a given corpus seed and configuration.
+//!
+//! # Concurrency
+//!
+//! An [`Engine`] is `Send + Sync`; recall, remember and consolidation take `&self`, so one
+//! engine behind an `Arc` serves many threads (setup, [`Engine::load_corpus`], takes
+//! `&mut self`). The design, read-mostly throughout:
+//!
+//! - **SQLite**: one writer connection behind a mutex plus a bounded pool of read-only
+//!   connections ([`EngineConfig::read_connections`]) on the same WAL-mode file. Readers never
+//!   block the writer or each other; `rerank` reads all its candidates in one read
+//!   transaction on one pooled connection.
+//! - **Vector index**: the centroid table behind an `RwLock` that only training takes for
+//!   writing, and one `RwLock` per inverted list. A search locks one list at a time while
+//!   scanning it; a remember locks one list for a single push.
+//! - **Recall cache**: an LRU behind a mutex held only for lookups and inserts (results are
+//!   `Arc`s, copied outside the lock). A remember clears it and bumps a generation number; a
+//!   recall stores its result only if no remember happened since it started, so a stale
+//!   ranking never enters the cache.
+//! - **Consolidation**: serialised by a lock held from loading the backlog to committing the
+//!   facts, so no event is claimed twice; remembers and recalls continue meanwhile.
+//!
+//! Ordering: a remember commits its row before inserting into the index, so every id a search
+//! returns is already readable by rerank (no `MissingEvent` under load).
 
 pub mod cache;
 pub mod cluster;
@@ -20,6 +43,8 @@ pub mod remember;
 pub mod store;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +82,9 @@ pub struct EngineConfig {
     pub cache_capacity: usize,
     /// Rows per transaction when bulk loading a corpus.
     pub bulk_batch: usize,
+    /// Most SQLite read connections open at once (recall's rerank, counts, consolidation's
+    /// backlog reads); concurrent reads beyond that wait for a free one. At least 1.
+    pub read_connections: usize,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +100,7 @@ impl Default for EngineConfig {
             weights: RerankWeights::default(),
             cache_capacity: 1_024,
             bulk_batch: store::DEFAULT_BULK_BATCH,
+            read_connections: store::DEFAULT_READ_CONNECTIONS,
         }
     }
 }
@@ -126,6 +155,9 @@ impl EngineConfig {
         if self.bulk_batch == 0 {
             return bad("bulk_batch must be at least 1");
         }
+        if self.read_connections == 0 || self.read_connections > 256 {
+            return bad("read_connections must be in 1..=256");
+        }
         let w = &self.weights;
         if ![w.cosine, w.lexical, w.recency]
             .iter()
@@ -139,38 +171,39 @@ impl EngineConfig {
 }
 
 /// The agent-memory engine: one SQLite store, one in-memory vector index, one recall cache.
+/// Shareable between threads; see the module docs for how.
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
     store: Store,
     index: IvfIndex,
     embedder: Embedder,
-    cache: RecallCache,
+    cache: Mutex<RecallCache>,
     /// Newest event timestamp: the reference point of recency scores.
-    now_ts: i64,
+    now_ts: AtomicI64,
 }
 
-// The workload runner moves engines between threads.
+// The workload runner moves engines between threads; the load generator shares one.
 const _: fn() = || {
-    fn is_send<T: Send>() {}
-    is_send::<Engine>();
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<Engine>();
 };
 
 impl Engine {
     /// Opens (or creates) the store at `path` and rebuilds the vector index from it.
     pub fn open(path: impl AsRef<Path>, config: EngineConfig) -> Result<Engine> {
         config.validate()?;
-        let store = Store::open(path.as_ref(), config.dim)?;
-        let mut index = IvfIndex::new(config.dim);
+        let store = Store::open_with_readers(path.as_ref(), config.dim, config.read_connections)?;
+        let index = IvfIndex::new(config.dim);
         store.for_each_embedding(|id, v| index.insert(id, v))?;
         let now_ts = store.max_ts()?.unwrap_or(0);
-        let mut engine = Engine {
+        let engine = Engine {
             embedder: Embedder::new(config.dim),
-            cache: RecallCache::new(config.cache_capacity),
+            cache: Mutex::new(RecallCache::new(config.cache_capacity)),
             config,
             store,
             index,
-            now_ts,
+            now_ts: AtomicI64::new(now_ts),
         };
         engine.train_index();
         Ok(engine)
@@ -181,9 +214,15 @@ impl Engine {
         &self.config
     }
 
+    fn cache(&self) -> MutexGuard<'_, RecallCache> {
+        // A panic while holding the lock leaves at worst a missing entry: still consistent.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Bulk-loads a corpus into an empty store (ids as generated) and trains the index.
     ///
-    /// Recorded as the stage `load`, which is not part of any measured pipeline.
+    /// Recorded as the stage `load`, which is not part of any measured pipeline. Setup, so it
+    /// takes the engine exclusively.
     pub fn load_corpus(&mut self, corpus: &Corpus) -> Result<()> {
         let _s = crate::stage::stage("load");
         let existing = self.store.event_count()?;
@@ -211,15 +250,17 @@ impl Engine {
                 self.index.insert(e.id, v);
             }
         }
-        self.now_ts = self.store.max_ts()?.unwrap_or(0);
+        self.now_ts
+            .store(self.store.max_ts()?.unwrap_or(0), Ordering::Release);
         self.train_index();
-        self.cache.invalidate();
+        self.cache().invalidate();
         Ok(())
     }
 
     /// (Re)trains the IVF index on everything stored. Done by `open` and `load_corpus`;
-    /// call it again after many `remember`s to rebalance the lists.
-    pub fn train_index(&mut self) {
+    /// call it again after many `remember`s to rebalance the lists. Searches and inserts wait
+    /// while it runs.
+    pub fn train_index(&self) {
         let nlist = self.config.effective_nlist(self.index.len());
         self.index.train(index::TrainParams {
             nlist,
@@ -227,27 +268,37 @@ impl Engine {
             sample: self.config.train_sample,
             seed: self.config.seed,
         });
+        // Rankings may change with the lists probed.
+        self.cache().invalidate();
     }
 
     /// Stores a new event (stages `embed`, `persist`, `index_insert`) and returns its id.
     /// Invalidates the recall cache.
-    pub fn remember(&mut self, event: &NewEvent) -> Result<i64> {
+    pub fn remember(&self, event: &NewEvent) -> Result<i64> {
         let v = remember::embed(&self.embedder, &event.text);
+        // Committed before it is searchable: every id the index returns can be read.
         let id = remember::persist(&self.store, event, &v)?;
-        remember::index_insert(&mut self.index, id, &v);
-        self.now_ts = self.now_ts.max(event.ts);
-        self.cache.invalidate();
+        remember::index_insert(&self.index, id, &v);
+        self.now_ts.fetch_max(event.ts, Ordering::AcqRel);
+        // After the insert: a recall that saw the old generation cannot cache its result.
+        self.cache().invalidate();
         Ok(id)
     }
 
     /// The `k` best memories for `query` (stages `embed_query`, `vector_search`, `rerank`,
     /// `format`), or the cached result of an identical earlier recall, without running stages.
-    pub fn recall(&mut self, query: &str, k: usize) -> Result<RecallResult> {
+    pub fn recall(&self, query: &str, k: usize) -> Result<RecallResult> {
         let key = CacheKey::new(query, k);
-        if let Some(mut hit) = self.cache.get(&key) {
-            hit.cached = true;
-            return Ok(hit);
-        }
+        let generation = {
+            let mut cache = self.cache();
+            if let Some(hit) = cache.get(&key) {
+                drop(cache);
+                let mut hit = RecallResult::clone(&hit);
+                hit.cached = true;
+                return Ok(hit);
+            }
+            cache.generation()
+        };
         let q = recall::embed_query(&self.embedder, query);
         let n = self.config.candidates.max(k);
         let candidates = recall::vector_search(&self.index, &q, n, self.nprobe());
@@ -257,7 +308,7 @@ impl Engine {
             &candidates,
             k,
             &self.config.weights,
-            self.now_ts,
+            self.now_ts(),
         )?;
         let json = recall::format(query, &ranked)?;
         let result = RecallResult {
@@ -266,25 +317,29 @@ impl Engine {
             json,
             cached: false,
         };
-        self.cache.put(key, result.clone());
+        if self.config.cache_capacity > 0 {
+            self.cache()
+                .put_if_current(generation, key, result.clone());
+        }
         Ok(result)
     }
 
     /// Consolidates pending events into facts (stages `load_events`, `cluster`,
-    /// `extract_patterns`, `validate`, `store_facts`, once per batch).
-    pub fn consolidate(&mut self, opts: &ConsolidateOptions) -> Result<ConsolidationReport> {
-        consolidate::run(&mut self.store, opts)
+    /// `extract_patterns`, `validate`, `store_facts`, once per batch). Concurrent calls take
+    /// turns.
+    pub fn consolidate(&self, opts: &ConsolidateOptions) -> Result<ConsolidationReport> {
+        consolidate::run(&self.store, opts)
     }
 
     /// Marks every event pending again and deletes all facts, so consolidation can be measured
     /// again on the same data.
-    pub fn reset_consolidation(&mut self) -> Result<()> {
+    pub fn reset_consolidation(&self) -> Result<()> {
         self.store.reset_consolidation()
     }
 
     /// Recall cache `(hits, misses)`.
     pub fn cache_stats(&self) -> (u64, u64) {
-        self.cache.stats()
+        self.cache().stats()
     }
 
     /// Number of stored events.
@@ -329,6 +384,6 @@ impl Engine {
 
     /// Timestamp recency is measured from (the newest stored event).
     pub fn now_ts(&self) -> i64 {
-        self.now_ts
+        self.now_ts.load(Ordering::Acquire)
     }
 }

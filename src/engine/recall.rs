@@ -99,10 +99,11 @@ pub fn rerank(
     let query_terms = term_set(query);
     let half_life = weights.recency_half_life_s.max(1.0);
     let mut ranked = Vec::with_capacity(candidates.len());
-    for c in candidates {
-        let (ts, text) = store
-            .event_text(c.id)?
-            .ok_or(EngineError::MissingEvent(c.id))?;
+    // One pool checkout and one read snapshot for all candidates.
+    let ids: Vec<i64> = candidates.iter().map(|c| c.id).collect();
+    let rows = store.event_texts(&ids)?;
+    for (c, row) in candidates.iter().zip(rows) {
+        let (ts, text) = row.ok_or(EngineError::MissingEvent(c.id))?;
         let lexical = if query_terms.is_empty() {
             0.0
         } else {

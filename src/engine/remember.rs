@@ -22,7 +22,7 @@ pub fn persist(store: &Store, event: &NewEvent, embedding: &[f32]) -> Result<i64
 
 /// Stage `index_insert`: adds the embedding to the vector index (nearest IVF list).
 #[inline(never)]
-pub fn index_insert(index: &mut IvfIndex, id: i64, embedding: &[f32]) {
+pub fn index_insert(index: &IvfIndex, id: i64, embedding: &[f32]) {
     let _s = crate::stage::stage("index_insert");
     index.insert(id, embedding);
 }

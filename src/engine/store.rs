@@ -3,11 +3,19 @@
 //! WAL journal with `synchronous=NORMAL` (a crash can lose the last commits but never corrupts),
 //! a busy timeout, cached prepared statements, and one transaction per bulk batch or per
 //! consolidation write, so a failure leaves the previous state intact.
+//!
+//! Shared between threads: one writer connection behind a mutex (SQLite admits one writer at a
+//! time anyway, and taking turns in-process is cheaper than `SQLITE_BUSY` retries) and a small
+//! pool of read-only connections. In WAL mode readers never block the writer nor each other,
+//! so recall's reads proceed while remember and consolidation write. Consolidation itself is
+//! serialised by a separate lock held from reading the backlog to writing its facts, so two
+//! consolidations can never claim the same pending events.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::corpus::NewEvent;
@@ -119,10 +127,109 @@ pub struct FactWriteStats {
     pub rejected_events: usize,
 }
 
-/// The SQLite store.
+/// Read connections opened by default: enough for the cores of a small machine plus one
+/// reader waiting on I/O.
+pub const DEFAULT_READ_CONNECTIONS: usize = 4;
+
+/// Locks a mutex; a panic while holding it leaves the data usable (an open transaction is
+/// rolled back when its guard drops), so poisoning is ignored.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Idle read connections and how many exist.
+#[derive(Debug, Default)]
+struct PoolState {
+    idle: Vec<Connection>,
+    opened: usize,
+}
+
+/// A bounded pool of read-only connections, opened on first use.
+#[derive(Debug)]
+struct ReadPool {
+    /// `None` when the database is in memory: every connection would see its own empty
+    /// database, so reads go through the writer instead.
+    path: Option<PathBuf>,
+    max: usize,
+    state: Mutex<PoolState>,
+    returned: Condvar,
+}
+
+/// A read connection checked out of the pool; goes back on drop.
+struct Pooled<'a> {
+    pool: &'a ReadPool,
+    conn: Option<Connection>,
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            lock(&self.pool.state).idle.push(c);
+            self.pool.returned.notify_one();
+        }
+    }
+}
+
+impl ReadPool {
+    /// A connection, waiting for one to come back when `max` are in use.
+    fn get(&self) -> Result<Pooled<'_>> {
+        let mut st = lock(&self.state);
+        loop {
+            if let Some(conn) = st.idle.pop() {
+                return Ok(Pooled {
+                    pool: self,
+                    conn: Some(conn),
+                });
+            }
+            if st.opened < self.max {
+                st.opened += 1;
+                drop(st);
+                // Opened outside the lock: it reads the file header and the schema.
+                return match self.open() {
+                    Ok(conn) => Ok(Pooled {
+                        pool: self,
+                        conn: Some(conn),
+                    }),
+                    Err(e) => {
+                        lock(&self.state).opened -= 1;
+                        self.returned.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            st = self
+                .returned
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn open(&self) -> Result<Connection> {
+        let path = self.path.as_deref().unwrap_or(Path::new(":memory:"));
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|source| EngineError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // Read-only by contract, enforced by SQLite: a bug can never write through a reader.
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    }
+}
+
+/// The SQLite store: one writer connection and a pool of readers on one file.
 #[derive(Debug)]
 pub struct Store {
-    conn: Connection,
+    writer: Mutex<Connection>,
+    readers: ReadPool,
+    /// Held by a consolidation from loading its batch to committing its facts.
+    consolidation: Mutex<()>,
     path: PathBuf,
     dim: usize,
 }
@@ -150,11 +257,18 @@ fn vec_from(id: i64, blob: &[u8], dim: usize) -> Result<Vec<f32>> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `path` for `dim`-dimensional embeddings.
+    /// Opens (creating if needed) the store at `path` for `dim`-dimensional embeddings, with
+    /// [`DEFAULT_READ_CONNECTIONS`] read connections.
     ///
     /// Refuses files that are not SQLite, SQLite files of other applications, newer schema
     /// versions and stores of another dimension, each with its own error.
     pub fn open(path: &Path, dim: usize) -> Result<Store> {
+        Store::open_with_readers(path, dim, DEFAULT_READ_CONNECTIONS)
+    }
+
+    /// [`Store::open`] with at most `readers` read connections (at least 1). Concurrent reads
+    /// beyond that wait for a connection to come back.
+    pub fn open_with_readers(path: &Path, dim: usize, readers: usize) -> Result<Store> {
         let p = path.to_path_buf();
         let open_err = |source: rusqlite::Error| match &source {
             rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::NotADatabase => {
@@ -205,18 +319,55 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
-        let mut store = Store { conn, path: p, dim };
+        // WAL is switched on above, before any reader exists (see FIELD-NOTES: the pragma can
+        // fail under contention on a fresh file).
+        let wal = mode.eq_ignore_ascii_case("wal");
+        let store = Store {
+            writer: Mutex::new(conn),
+            readers: ReadPool {
+                path: wal.then(|| p.clone()),
+                max: readers.max(1),
+                state: Mutex::new(PoolState::default()),
+                returned: Condvar::new(),
+            },
+            consolidation: Mutex::new(()),
+            path: p,
+            dim,
+        };
         store.migrate(version)?;
         store.check_dim()?;
         Ok(store)
     }
 
+    /// Runs `f` on a read connection (the writer for in-memory databases).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.readers.path.is_none() {
+            return f(&lock(&self.writer));
+        }
+        let pooled = self.readers.get()?;
+        match &pooled.conn {
+            Some(c) => f(c),
+            None => unreachable!("a checked-out connection is present until dropped"),
+        }
+    }
+
+    /// The writer connection, exclusively.
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.writer)
+    }
+
+    /// Serialises consolidations (and resets) of this store; see the module docs.
+    pub fn consolidation_lock(&self) -> MutexGuard<'_, ()> {
+        lock(&self.consolidation)
+    }
+
     /// Brings the schema from `version` to [`SCHEMA_VERSION`], one transaction.
-    fn migrate(&mut self, version: i64) -> Result<()> {
+    fn migrate(&self, version: i64) -> Result<()> {
         if version == SCHEMA_VERSION {
             return Ok(());
         }
-        let tx = self.conn.transaction()?;
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
         if version < 1 {
             tx.execute_batch(SCHEMA_V1)?;
             tx.execute(
@@ -233,7 +384,7 @@ impl Store {
 
     fn check_dim(&self) -> Result<()> {
         let stored: Option<String> = self
-            .conn
+            .writer()
             .query_row("SELECT value FROM meta WHERE key = 'dim'", [], |r| r.get(0))
             .optional()?;
         let stored = stored.and_then(|s| s.parse::<usize>().ok());
@@ -258,7 +409,7 @@ impl Store {
     }
 
     fn count(&self, sql: &str) -> Result<u64> {
-        let n: i64 = self.conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?;
+        let n: i64 = self.read(|c| Ok(c.prepare_cached(sql)?.query_row([], |r| r.get(0))?))?;
         Ok(n.max(0) as u64)
     }
 
@@ -279,14 +430,14 @@ impl Store {
 
     /// Largest event timestamp, if any event exists.
     pub fn max_ts(&self) -> Result<Option<i64>> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT max(ts) FROM events")?
-            .query_row([], |r| r.get(0))?)
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT max(ts) FROM events")?
+                .query_row([], |r| r.get(0))?)
+        })
     }
 
     /// Inserts events with explicit ids, `batch` rows per transaction.
-    pub fn insert_events_bulk<'a, I>(&mut self, rows: I, batch: usize) -> Result<usize>
+    pub fn insert_events_bulk<'a, I>(&self, rows: I, batch: usize) -> Result<usize>
     where
         I: IntoIterator<Item = (i64, &'a NewEvent, &'a [f32])>,
     {
@@ -294,7 +445,9 @@ impl Store {
         let mut rows = rows.into_iter().peekable();
         let mut written = 0;
         while rows.peek().is_some() {
-            let tx = self.conn.transaction()?;
+            // The writer is taken per batch, so other writers get turns during a long load.
+            let mut conn = self.writer();
+            let tx = conn.transaction()?;
             {
                 let mut ins = tx.prepare_cached(
                     "INSERT INTO events(id, session, ts, text, tags, embedding) \
@@ -320,62 +473,82 @@ impl Store {
 
     /// Inserts one event (its own implicit transaction) and returns its new id.
     pub fn insert_event(&self, ev: &NewEvent, embedding: &[f32]) -> Result<i64> {
+        // Encoded before the writer is taken: the lock covers only SQLite's own work.
         let tags = serde_json::to_string(&ev.tags)?;
-        let mut ins = self.conn.prepare_cached(
+        let blob = blob_from(embedding);
+        let conn = self.writer();
+        let mut ins = conn.prepare_cached(
             "INSERT INTO events(session, ts, text, tags, embedding) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        ins.execute(params![
-            ev.session,
-            ev.ts,
-            ev.text,
-            tags,
-            blob_from(embedding)
-        ])?;
-        Ok(self.conn.last_insert_rowid())
+        ins.execute(params![ev.session, ev.ts, ev.text, tags, blob])?;
+        Ok(conn.last_insert_rowid())
     }
 
     /// Timestamp and text of one event.
     pub fn event_text(&self, id: i64) -> Result<Option<(i64, String)>> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT ts, text FROM events WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?)
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT ts, text FROM events WHERE id = ?1")?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
+        })
+    }
+
+    /// Timestamp and text of each event in `ids` (aligned; `None` for unknown ids), read on
+    /// one connection in one read transaction: one consistent snapshot, one pool checkout.
+    pub fn event_texts(&self, ids: &[i64]) -> Result<Vec<Option<(i64, String)>>> {
+        self.read(|c| {
+            let tx = c.unchecked_transaction()?;
+            let mut out = Vec::with_capacity(ids.len());
+            {
+                let mut st = tx.prepare_cached("SELECT ts, text FROM events WHERE id = ?1")?;
+                for &id in ids {
+                    out.push(
+                        st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()?,
+                    );
+                }
+            }
+            // Read-only: ending it either way releases the snapshot.
+            tx.commit()?;
+            Ok(out)
+        })
     }
 
     /// Calls `f(id, embedding)` for every event in id order (index rebuild on open).
     pub fn for_each_embedding(&self, mut f: impl FnMut(i64, &[f32])) -> Result<()> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id, embedding FROM events ORDER BY id")?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let blob = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-            f(id, &vec_from(id, blob, self.dim)?);
-        }
-        Ok(())
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT id, embedding FROM events ORDER BY id")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                let blob = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+                f(id, &vec_from(id, blob, self.dim)?);
+            }
+            Ok(())
+        })
     }
 
     /// Up to `limit` pending events (oldest first) with their embeddings.
     pub fn load_pending(&self, limit: usize) -> Result<Vec<PendingEvent>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, ts, text, embedding FROM events WHERE consolidated = 0 ORDER BY id LIMIT ?1",
-        )?;
-        let mut rows = st.query([i64::try_from(limit).unwrap_or(i64::MAX)])?;
-        let mut out = Vec::with_capacity(limit.min(100_000));
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let blob = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
-            let embedding = vec_from(id, blob, self.dim)?;
-            out.push(PendingEvent {
-                id,
-                ts: r.get(1)?,
-                text: r.get(2)?,
-                embedding,
-            });
-        }
-        Ok(out)
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, ts, text, embedding FROM events WHERE consolidated = 0 ORDER BY id LIMIT ?1",
+            )?;
+            let mut rows = st.query([i64::try_from(limit).unwrap_or(i64::MAX)])?;
+            let mut out = Vec::with_capacity(limit.min(100_000));
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                let blob = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+                let embedding = vec_from(id, blob, self.dim)?;
+                out.push(PendingEvent {
+                    id,
+                    ts: r.get(1)?,
+                    text: r.get(2)?,
+                    embedding,
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Writes facts and marks events, all in ONE transaction.
@@ -386,13 +559,14 @@ impl Store {
     /// [`ConsolidateOptions::fail_after_fact_writes`](super::consolidate::ConsolidateOptions):
     /// after that many fact writes an error is returned and the transaction rolls back.
     pub fn write_facts(
-        &mut self,
+        &self,
         drafts: &[FactDraft],
         rejected: &[i64],
         fail_after: Option<usize>,
     ) -> Result<FactWriteStats> {
         let mut stats = FactWriteStats::default();
-        let tx = self.conn.transaction()?;
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
         {
             let mut ins = tx.prepare_cached(
                 "INSERT OR IGNORE INTO facts(signature, terms, representative_event, support, cohesion, created_at) \
@@ -439,9 +613,12 @@ impl Store {
         Ok(stats)
     }
 
-    /// Un-marks every event and deletes all facts (one transaction).
-    pub fn reset_consolidation(&mut self) -> Result<()> {
-        let tx = self.conn.transaction()?;
+    /// Un-marks every event and deletes all facts (one transaction; waits for a running
+    /// consolidation to finish).
+    pub fn reset_consolidation(&self) -> Result<()> {
+        let _serial = self.consolidation_lock();
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
         tx.execute(
             "UPDATE events SET consolidated = 0, fact_id = NULL WHERE consolidated != 0 OR fact_id IS NOT NULL",
             [],
@@ -453,43 +630,72 @@ impl Store {
 
     /// All facts, by id.
     pub fn facts(&self) -> Result<Vec<Fact>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, signature, terms, representative_event, support, cohesion, created_at \
-             FROM facts ORDER BY id",
-        )?;
-        let mut rows = st.query([])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let terms: String = r.get(2)?;
-            out.push(Fact {
-                id: r.get(0)?,
-                signature: r.get(1)?,
-                terms: serde_json::from_str(&terms)?,
-                representative_event: r.get(3)?,
-                support: r.get(4)?,
-                cohesion: r.get(5)?,
-                created_at: r.get(6)?,
-            });
-        }
-        Ok(out)
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, signature, terms, representative_event, support, cohesion, created_at \
+                 FROM facts ORDER BY id",
+            )?;
+            let mut rows = st.query([])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let terms: String = r.get(2)?;
+                out.push(Fact {
+                    id: r.get(0)?,
+                    signature: r.get(1)?,
+                    terms: serde_json::from_str(&terms)?,
+                    representative_event: r.get(3)?,
+                    support: r.get(4)?,
+                    cohesion: r.get(5)?,
+                    created_at: r.get(6)?,
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// `(event_id, fact_id)` for every event linked to a fact, by event id.
     pub fn fact_links(&self) -> Result<Vec<(i64, i64)>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, fact_id FROM events WHERE fact_id IS NOT NULL ORDER BY id",
-        )?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, fact_id FROM events WHERE fact_id IS NOT NULL ORDER BY id",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
     }
 
     /// `(consolidated, count)` per consolidation state, for checks and reports.
     pub fn consolidation_states(&self) -> Result<Vec<(i64, u64)>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT consolidated, count(*) FROM events GROUP BY consolidated ORDER BY consolidated",
-        )?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT consolidated, count(*) FROM events GROUP BY consolidated ORDER BY consolidated",
+            )?;
+            let rows =
+                st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Every event id, ascending (for reconciliation after concurrent runs).
+    pub fn event_ids(&self) -> Result<Vec<i64>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT id FROM events ORDER BY id")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Every fact's recorded `support` next to the number of events actually linked to it,
+    /// `(fact_id, support, linked)`; the two agree in a consistent store.
+    pub fn fact_support_check(&self) -> Result<Vec<(i64, i64, i64)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT f.id, f.support, (SELECT count(*) FROM events e WHERE e.fact_id = f.id) \
+                 FROM facts f ORDER BY f.id",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
     }
 }
 
@@ -517,7 +723,7 @@ mod tests {
                 .unwrap();
             assert_eq!(id, 1);
             let v: i64 = s
-                .conn
+                .writer()
                 .pragma_query_value(None, "user_version", |r| r.get(0))
                 .unwrap();
             assert_eq!(v, SCHEMA_VERSION);
@@ -553,7 +759,7 @@ mod tests {
     #[test]
     fn embeddings_round_trip_and_bad_blobs_are_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("e.db"), 3).unwrap();
+        let s = Store::open(&dir.path().join("e.db"), 3).unwrap();
         let evs = [ev("x", 1), ev("y", 2)];
         let embs = [[0.5f32, -1.0, 2.0], [0.0, 0.25, 1.0]];
         let n = s
@@ -568,7 +774,7 @@ mod tests {
         assert_eq!(n, 2);
         let p = s.load_pending(10).unwrap();
         assert_eq!(p[1].embedding, embs[1].to_vec());
-        s.conn
+        s.writer()
             .execute("UPDATE events SET embedding = x'0102' WHERE id = 2", [])
             .unwrap();
         assert!(matches!(

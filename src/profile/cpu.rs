@@ -516,17 +516,37 @@ pub fn module_path_of(file: &str, crate_prefix: &str) -> String {
         .join("::")
 }
 
-/// Samples per stage: each sample goes to the innermost stage frame of its stack (self time,
-/// like the recorder), or to `None` when no stage is on the stack.
+/// Row name of samples with no stage frame on the stack.
+pub const OUTSIDE_STAGES: &str = "(outside stages)";
+/// Row name of samples taken while the pass chose the next operation's input (not part of
+/// any operation; see [`PREPARE_FRAME`]).
+pub const PREPARING: &str = "(preparing operations)";
+/// The never-inlined function the passes choose inputs in, so its samples can be told apart.
+pub const PREPARE_FRAME: &str = "prepare_operation_untimed";
+
+/// Samples per row: each sample goes to the innermost stage frame of its stack (self time,
+/// like the recorder); samples without one go to [`PREPARING`] when taken under
+/// [`PREPARE_FRAME`], else to [`OUTSIDE_STAGES`]. Rows: stages in order, then those two.
 pub fn samples_by_stage<'a>(
     stacks: &[(Stack, u64)],
     frames: &'a StageFrames,
-) -> Vec<(Option<&'a str>, u64)> {
-    let mut by: Vec<(Option<&'a str>, u64)> = frames.stages().map(|s| (Some(s), 0)).collect();
-    by.push((None, 0));
+) -> Vec<(&'a str, u64)> {
+    let mut by: Vec<(&'a str, u64)> = frames.stages().map(|s| (s, 0)).collect();
+    by.push((PREPARING, 0));
+    by.push((OUTSIDE_STAGES, 0));
     for (stack, n) in stacks {
-        let stage = stack.iter().rev().find_map(|f| frames.stage_of(f));
-        if let Some(slot) = by.iter_mut().find(|(s, _)| *s == stage) {
+        let row = stack
+            .iter()
+            .rev()
+            .find_map(|f| frames.stage_of(f))
+            .unwrap_or_else(|| {
+                if stack.iter().any(|f| f.ends_with(PREPARE_FRAME)) {
+                    PREPARING
+                } else {
+                    OUTSIDE_STAGES
+                }
+            });
+        if let Some(slot) = by.iter_mut().find(|(s, _)| *s == row) {
             slot.1 += n;
         }
     }
@@ -552,7 +572,7 @@ pub struct CpuSummary {
     pub period_ns: u64,
     /// Measured operations sampled.
     pub ops: u64,
-    /// Self samples per stage, then `(outside stages)`, in stage order.
+    /// Self samples per stage in stage order, then [`PREPARING`] and [`OUTSIDE_STAGES`].
     pub stages: Vec<StageCpu>,
     /// Warnings for the reader (too few samples, low coverage).
     pub warnings: Vec<String>,
@@ -561,16 +581,13 @@ pub struct CpuSummary {
 /// One stage's CPU samples.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct StageCpu {
-    /// Stage name, or `(outside stages)`.
+    /// Stage name, [`PREPARING`] or [`OUTSIDE_STAGES`].
     pub stage: String,
     /// Samples whose innermost stage frame is this stage.
     pub samples: u64,
     /// Share of all samples (0..=1).
     pub share: f64,
 }
-
-/// Row name of samples with no stage frame on the stack.
-pub const OUTSIDE_STAGES: &str = "(outside stages)";
 
 impl CpuSummary {
     /// Summarises a profile.
@@ -579,7 +596,7 @@ impl CpuSummary {
         let rows = samples_by_stage(&p.stacks, frames)
             .into_iter()
             .map(|(s, n)| StageCpu {
-                stage: s.unwrap_or(OUTSIDE_STAGES).to_owned(),
+                stage: s.to_owned(),
                 samples: n,
                 share: n as f64 / total,
             })
@@ -747,23 +764,21 @@ mod tests {
                 3,
             ),
             (st(&["main", "sqlite3VdbeExec"]), 2),
+            (
+                st(&["main", "prepare_operation_untimed", "reset_consolidation"]),
+                4,
+            ),
         ];
         let f = frames();
         let by = samples_by_stage(&stacks, &f);
-        let get = |s: Option<&str>| by.iter().find(|(x, _)| *x == s).unwrap().1;
-        assert_eq!(get(Some("embed_query")), 5);
-        assert_eq!(
-            get(Some("embed")),
-            0,
-            "Embedder::embed is not the embed stage"
-        );
-        assert_eq!(get(Some("format")), 3);
-        assert_eq!(
-            get(Some("cluster")),
-            0,
-            "nested stage takes its own samples"
-        );
-        assert_eq!(get(None), 2);
+        let get = |s: &str| by.iter().find(|(x, _)| *x == s).unwrap().1;
+        assert_eq!(get("embed_query"), 5);
+        assert_eq!(get("embed"), 0, "Embedder::embed is not the embed stage");
+        assert_eq!(get("format"), 3);
+        assert_eq!(get("cluster"), 0, "nested stage takes its own samples");
+        assert_eq!(get(OUTSIDE_STAGES), 2);
+        assert_eq!(get(PREPARING), 4);
+        assert_eq!(by.last().map(|r| r.0), Some(OUTSIDE_STAGES));
     }
 
     #[test]

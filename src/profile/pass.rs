@@ -111,10 +111,7 @@ struct Ops<'a> {
 
 impl Ops<'_> {
     fn one(&mut self, engine: &mut Engine, measured: bool) -> Result<(), Error> {
-        let prepared = {
-            let _c = component(DRIVER_COMPONENT);
-            self.driver.prepare(engine)?
-        };
+        let prepared = prepare_operation_untimed(&mut self.driver, engine)?;
         let _c = component(outside_label(&prepared));
         // Recorded like a timed run so the slow-stage test knob applies; nothing is kept
         // but the stage names.
@@ -149,6 +146,18 @@ impl Ops<'_> {
         hooks.phase(Phase::Finished);
         Ok(())
     }
+}
+
+/// Chooses the next operation's input (and for consolidation refills the backlog). Not part
+/// of the operation: never inlined and named so that CPU profiles can set its samples apart
+/// ([`PREPARE_FRAME`](crate::profile::cpu::PREPARE_FRAME)).
+#[inline(never)]
+pub fn prepare_operation_untimed(
+    driver: &mut Driver<'_>,
+    engine: &mut Engine,
+) -> Result<PreparedOp, Error> {
+    let _c = component(DRIVER_COMPONENT);
+    std::hint::black_box(driver.prepare(engine))
 }
 
 fn new_driver<'a>(workload: Workload, profile: &'a Profile, corpus: &'a Corpus) -> Driver<'a> {

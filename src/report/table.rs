@@ -56,6 +56,17 @@ fn heading(w: &WorkloadResult) -> String {
             group_digits(c.misses)
         ));
     }
+    if let Some(q) = w.quality {
+        if let (Some(r), Some(k)) = (q.recall_at_k, q.k) {
+            h.push_str(&format!(", recall@{k} {r:.3}"));
+        }
+        if let Some(a) = q.ann_recall_at_10 {
+            h.push_str(&format!(" (index vs exact {a:.3})"));
+        }
+        if let Some(p) = q.purity {
+            h.push_str(&format!(", fact purity {p:.3}"));
+        }
+    }
     h
 }
 
@@ -142,6 +153,12 @@ mod tests {
                 hits: 200,
                 misses: 900,
             }),
+            quality: Some(crate::record::Quality {
+                recall_at_k: Some(0.9412),
+                k: Some(10),
+                ann_recall_at_10: Some(0.97),
+                purity: None,
+            }),
             op_counts: [("recall".to_string(), 1100)].into_iter().collect(),
             stages: vec![
                 summary("vector_search", 150_000.0, 0.75),
@@ -153,7 +170,7 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
             lines[0],
-            "recall: 1,100 ops (100 CPU-sampled) in 250ms, 4,400 ops/s, cache 200 hits / 900 misses (18% hit)"
+            "recall: 1,100 ops (100 CPU-sampled) in 250ms, 4,400 ops/s, cache 200 hits / 900 misses (18% hit), recall@10 0.941 (index vs exact 0.970)"
         );
         assert_eq!(lines.len(), 4);
         assert!(lines[2].starts_with("  vector_search"));

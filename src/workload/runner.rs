@@ -8,9 +8,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::Profile;
 use crate::engine::corpus::{Corpus, EventStream, NewEvent};
+use crate::engine::quality;
 use crate::engine::{ConsolidateOptions, Engine};
 use crate::error::Error;
-use crate::record::{CacheCounts, WorkloadResult};
+use crate::record::{CacheCounts, Quality, WorkloadResult};
 use crate::report::format::group_digits;
 use crate::stage::{begin_operation, now_raw, raw_delta_ns};
 use crate::workload::summary::Collector;
@@ -241,6 +242,7 @@ pub fn run_workload(
             .or_default() += 1;
     }
     let (hits1, misses1) = engine.cache_stats();
+    let quality = measure_quality(workload, &mut engine, corpus, profile)?;
     let (stages, samples) = collector.finish();
     let measured = ops + cpu_ops;
     Ok(WorkloadResult {
@@ -258,8 +260,38 @@ pub fn run_workload(
             hits: hits1 - hits0,
             misses: misses1 - misses0,
         }),
+        quality,
         op_counts,
         stages,
         samples,
+    })
+}
+
+/// Queries used for the index-vs-exact check: exact search is slow, a sample suffices.
+const ANN_QUERIES: usize = 300;
+
+/// Result quality after the timed part, so a change that trades accuracy for speed shows.
+fn measure_quality(
+    workload: Workload,
+    engine: &mut Engine,
+    corpus: &Corpus,
+    profile: &Profile,
+) -> Result<Option<Quality>, Error> {
+    Ok(match workload {
+        Workload::Recall => {
+            let k = profile.run.recall_k;
+            let queries = &corpus.queries[..corpus.queries.len().min(ANN_QUERIES)];
+            Some(Quality {
+                recall_at_k: Some(quality::ground_truth_recall(engine, &corpus.queries, k)?),
+                k: Some(k),
+                ann_recall_at_10: Some(quality::engine_ivf_recall(engine, queries, 10)),
+                purity: None,
+            })
+        }
+        Workload::Consolidation => Some(Quality {
+            purity: Some(quality::consolidation_purity(engine, corpus)?.purity),
+            ..Quality::default()
+        }),
+        _ => None,
     })
 }
