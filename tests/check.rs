@@ -261,6 +261,22 @@ fn a_shallow_clone_says_its_history_is_cut() {
 }
 
 #[test]
+fn a_missing_store_is_no_baseline_and_is_not_created() {
+    let p = project();
+    let (code, stdout, json) = check(&p, &[], None);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("no baseline store at"), "{stdout}");
+    assert_eq!(json["status"], "no_baseline");
+    assert!(!p.store().exists());
+    p.cmd()
+        .args(["baseline", "list"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no such store yet"));
+    assert!(!p.store().exists());
+}
+
+#[test]
 fn outside_git_check_reports_and_needs_no_baseline() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("profiles")).unwrap();

@@ -25,6 +25,11 @@ pub struct Baseline {
 pub enum NoBaseline {
     /// Not inside a git repository: nothing can be compared or saved by commit.
     NoRepository,
+    /// The store file does not exist yet.
+    NoStore {
+        /// Where it was looked for.
+        path: std::path::PathBuf,
+    },
     /// The requested revision has no run with this profile and machine.
     NoneForRevision {
         /// The revision as given.
@@ -47,6 +52,11 @@ impl std::fmt::Display for NoBaseline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NoBaseline::NoRepository => write!(f, "not in a git repository, so there is no baseline to compare with"),
+            NoBaseline::NoStore { path } => write!(
+                f,
+                "no baseline store at {} yet; `cargo perfcheck run --save` on the base commit creates it",
+                path.display()
+            ),
             NoBaseline::NoneForRevision { rev, commit } => write!(
                 f,
                 "no stored run of {rev} ({}) with this profile and machine; save one with `cargo perfcheck run --save` on that commit",

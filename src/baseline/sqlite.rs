@@ -67,6 +67,19 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Opens the store at `path` only if the file exists: read-only commands never create a
+    /// stray store because of a mistyped path.
+    pub fn open_existing(path: &Path) -> Result<SqliteStore, Error> {
+        if !path.exists() {
+            return Err(Error::Store {
+                path: path.to_path_buf(),
+                message: "no such store yet (`cargo perfcheck run --save` creates it; check                           --store, PERFCHECK_STORE and perfcheck.toml)"
+                    .into(),
+            });
+        }
+        SqliteStore::open(path)
+    }
+
     /// The store's file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -80,7 +80,11 @@ impl FilterArgs {
 pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
     let cfg = ProjectConfig::load(&std::env::current_dir()?)?;
     let path = cfg.store_path(a.store.as_deref());
-    let mut store = SqliteStore::open(&path)?;
+    // Only import may create the store; the other actions read or change an existing one.
+    let mut store = match a.action {
+        Action::Import { .. } => SqliteStore::open(&path)?,
+        _ => SqliteStore::open_existing(&path)?,
+    };
     match a.action {
         Action::List(f) => {
             let runs = store.list(&f.filter())?;

@@ -49,7 +49,13 @@ pub struct CheckArgs {
 pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let project = ProjectConfig::load(&cwd)?;
-    let mut store = SqliteStore::open(&project.store_path(a.store.as_deref()))?;
+    let store_path = project.store_path(a.store.as_deref());
+    // A missing store is the normal first run: no baseline, and no file created unless saving.
+    let mut store = if a.save || store_path.exists() {
+        Some(SqliteStore::open(&store_path)?)
+    } else {
+        None
+    };
     let (head, dir) = match &a.run_file {
         Some(file) => {
             let record = RunRecord::read(file)?;
@@ -67,14 +73,20 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let repo = Repo::discover(&cwd);
     let include_dirty = a.include_dirty_baselines || project.check.include_dirty_baselines;
-    let outcome = check(
-        &store,
-        repo.as_ref(),
-        &head,
-        a.base.as_deref(),
-        &project,
-        include_dirty,
-    )?;
+    let outcome = match &store {
+        Some(store) => check(
+            store,
+            repo.as_ref(),
+            &head,
+            a.base.as_deref(),
+            &project,
+            include_dirty,
+        )?,
+        None if repo.is_none() || head.git.is_none() => {
+            CheckOutcome::NoBaseline(NoBaseline::NoRepository)
+        }
+        None => CheckOutcome::NoBaseline(NoBaseline::NoStore { path: store_path }),
+    };
     println!();
     let code = match outcome {
         CheckOutcome::Compared {
@@ -129,8 +141,8 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    if a.save {
-        save(&mut store, &head)?;
+    if let Some(store) = store.as_mut().filter(|_| a.save) {
+        save(store, &head)?;
     }
     Ok(ExitCode::from(code as u8))
 }
