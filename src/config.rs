@@ -14,6 +14,9 @@ const BUILTIN: &[(&str, &str)] = &[
     ("quick", include_str!("../profiles/quick.toml")),
     ("ci", include_str!("../profiles/ci.toml")),
     ("tiny", include_str!("../profiles/tiny.toml")),
+    ("load", include_str!("../profiles/load.toml")),
+    ("soak", include_str!("../profiles/soak.toml")),
+    ("soak-ci", include_str!("../profiles/soak-ci.toml")),
 ];
 
 /// A named run profile: what to run and how big.
@@ -38,9 +41,12 @@ pub struct Profile {
     /// Operation counts and sampling.
     #[serde(default)]
     pub run: RunSettings,
-    /// Operation mix of the `mixed` workload.
+    /// Operation mix of the `mixed` workload (and of `load` runs).
     #[serde(default)]
     pub mix: Mix,
+    /// Load-test settings of `cargo perfcheck load` (defaults when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::load::LoadSettings>,
 }
 
 /// Operation counts and sampling of a run.
@@ -172,6 +178,9 @@ impl Profile {
         }
         if self.mix.recall + self.mix.remember + self.mix.consolidation == 0 {
             return bad("mix weights must not all be 0".into());
+        }
+        if let Some(Err(e)) = self.load.as_ref().map(|l| l.validate()) {
+            return bad(e);
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod git;
+pub mod load;
 pub mod machine;
 pub mod metrics;
 pub mod profile;

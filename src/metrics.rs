@@ -551,9 +551,15 @@ pub struct Metric {
 }
 
 impl Metric {
-    /// How it is compared.
+    /// How it is compared. A timing statistic that arrives as one value without samples (a
+    /// load run's p99 from its HDR histogram) is compared as a single value.
     pub fn kind(&self) -> MetricKind {
-        self.name.measure.kind()
+        match self.name.measure.kind() {
+            MetricKind::Timing if self.samples.is_empty() && self.value.is_finite() => {
+                MetricKind::Single
+            }
+            k => k,
+        }
     }
 
     /// Which way is good.
@@ -711,7 +717,9 @@ fn stage_metrics(
 fn extra_metrics(extra: &BTreeMap<String, f64>, out: &mut Vec<Metric>) -> Result<(), NameError> {
     for (name, &value) in extra {
         let name = MetricName::parse(name)?;
-        if name.measure().kind() != MetricKind::Single {
+        // Timing statistics computed elsewhere (e.g. `load/total/p99_ns`) are fine as single
+        // values; exact per-operation counts are not.
+        if name.measure().kind() == MetricKind::Deterministic {
             return Err(NameError::new(
                 &name.to_string(),
                 format!(
@@ -827,6 +835,7 @@ mod tests {
             op_counts: BTreeMap::new(),
             stages,
             samples,
+            quality: None,
         }
     }
 
@@ -886,11 +895,22 @@ mod tests {
             .find(|m| m.name.to_string() == "recall/total/throughput_ops")
             .unwrap();
         assert_eq!(tp.value, 5.0);
-        let bad: BTreeMap<String, f64> = [("load/total/wall_ns".to_owned(), 1.0)]
+        let bad: BTreeMap<String, f64> = [("load/total/allocs".to_owned(), 1.0)]
             .into_iter()
             .collect();
         let e = extra_metrics(&bad, &mut out).unwrap_err();
         assert!(e.message.contains("per operation"), "{e}");
+        // A load run's tail latency arrives as one value and is compared as one.
+        let p99: BTreeMap<String, f64> = [("load/total/p99_ns".to_owned(), 1.5e6)]
+            .into_iter()
+            .collect();
+        extra_metrics(&p99, &mut out).unwrap();
+        let m = out
+            .iter()
+            .find(|m| m.name.to_string() == "load/total/p99_ns")
+            .unwrap();
+        assert_eq!(m.kind(), MetricKind::Single);
+        assert_eq!(m.value, 1.5e6);
         let bad: BTreeMap<String, f64> = [("load/total".to_owned(), 1.0)].into_iter().collect();
         assert!(extra_metrics(&bad, &mut out).is_err());
     }

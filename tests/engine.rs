@@ -139,7 +139,7 @@ fn ivf_recall_at_10_against_exact_is_at_least_0_95() {
 #[test]
 fn consolidation_recovers_planted_topics() {
     let corpus = consolidation_corpus();
-    let (_dir, mut engine) = loaded(&corpus, EngineConfig::default());
+    let (_dir, engine) = loaded(&corpus, EngineConfig::default());
     let report = engine.consolidate(&small_batches()).unwrap();
     assert_eq!(report.batches, 3);
     assert_eq!(report.events_loaded, 1_500);
@@ -159,7 +159,7 @@ fn consolidation_recovers_planted_topics() {
 #[test]
 fn remember_then_recall_finds_the_new_event_and_invalidates_the_cache() {
     let corpus = small_corpus();
-    let (_dir, mut engine) = loaded(&corpus, EngineConfig::default());
+    let (_dir, engine) = loaded(&corpus, EngineConfig::default());
     let query = "Quorbex flinteral wuzzimog";
     let before = engine.recall(query, 5).unwrap();
     assert!(!before.cached);
@@ -200,7 +200,7 @@ fn remember_then_recall_finds_the_new_event_and_invalidates_the_cache() {
 #[test]
 fn recall_json_lists_the_same_ranking() {
     let corpus = small_corpus();
-    let (_dir, mut engine) = loaded(&corpus, EngineConfig::default());
+    let (_dir, engine) = loaded(&corpus, EngineConfig::default());
     let q = &corpus.queries[0];
     let r = engine.recall(&q.text, 10).unwrap();
     assert_eq!(r.ids.len(), 10);
@@ -397,7 +397,7 @@ fn reopening_rebuilds_the_index_from_the_store() {
             .map(|q| engine.recall(q, 10).unwrap().ids)
             .collect()
     };
-    let mut engine = Engine::open(&path, EngineConfig::default()).unwrap();
+    let engine = Engine::open(&path, EngineConfig::default()).unwrap();
     assert_eq!(engine.event_count().unwrap(), 1_000);
     assert_eq!(engine.index().len(), 1_000);
     let second: Vec<Vec<i64>> = queries
@@ -442,7 +442,7 @@ const GOLDEN_DIGEST: u64 = 17_913_446_141_483_742_437;
 fn engine_results_are_deterministic_across_instances() {
     let corpus = small_corpus();
     let run = || {
-        let (_dir, mut engine) = loaded(&corpus, EngineConfig::default());
+        let (_dir, engine) = loaded(&corpus, EngineConfig::default());
         let ids: Vec<Vec<i64>> = corpus
             .queries
             .iter()
@@ -510,5 +510,188 @@ fn measure_at_benchmark_sizes() {
             p.topics_total
         );
         assert!(ivf >= 0.95, "IVF recall@10 {ivf:.4} at {events} events");
+    }
+}
+
+/// 1,000 concurrent tokio tasks over one shared engine: recalls (half of them of texts being
+/// remembered at that moment), remembers and consolidations, all released at once by a
+/// barrier. Afterwards every count must reconcile exactly. A deadlock fails the test through
+/// the timeout instead of hanging it.
+#[test]
+fn one_thousand_concurrent_tasks_reconcile_exactly() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const TASKS: usize = 1_000;
+    let corpus = small_corpus();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("engine.sqlite");
+    let mut engine = Engine::open(
+        &path,
+        EngineConfig {
+            read_connections: 3,
+            ..EngineConfig::default()
+        },
+    )
+    .unwrap();
+    engine.load_corpus(&corpus).unwrap();
+    let engine = Arc::new(engine);
+    let initial = engine.event_count().unwrap();
+
+    // Unique texts: a stream event plus a token no other event has.
+    let mut stream = corpus.stream();
+    let texts: Vec<NewEvent> = (0..TASKS)
+        .map(|i| {
+            let mut e = stream.next_event();
+            e.text = format!("{} ticket{i}zq", e.text);
+            e
+        })
+        .collect();
+    let texts = Arc::new(texts);
+
+    #[derive(Debug)]
+    enum Done {
+        Recall(Vec<i64>),
+        Remember(usize, i64),
+        Consolidate(perfcheck::engine::ConsolidationReport),
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .enable_all()
+        .build()
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let work = {
+        let engine = Arc::clone(&engine);
+        let texts = Arc::clone(&texts);
+        async move {
+            let mut handles = Vec::with_capacity(TASKS);
+            for i in 0..TASKS {
+                let (engine, texts, barrier) = (
+                    Arc::clone(&engine),
+                    Arc::clone(&texts),
+                    Arc::clone(&barrier),
+                );
+                handles.push(tokio::spawn(async move {
+                    // Every task exists before any starts: 1,000 genuinely concurrent tasks.
+                    barrier.wait().await;
+                    tokio::task::spawn_blocking(move || match i % 10 {
+                        // Remember event i; the next task recalls that very text.
+                        0 | 2 | 4 => engine.remember(&texts[i]).map(|id| Done::Remember(i, id)),
+                        1 | 3 | 5 => engine
+                            .recall(&texts[i - 1].text, 5)
+                            .map(|r| Done::Recall(r.ids)),
+                        9 => engine
+                            .consolidate(&ConsolidateOptions {
+                                batch: 200,
+                                ..ConsolidateOptions::default()
+                            })
+                            .map(Done::Consolidate),
+                        _ => engine
+                            .recall(&texts[i % 37].text, 10)
+                            .map(|r| Done::Recall(r.ids)),
+                    })
+                    .await
+                }));
+            }
+            let mut out = Vec::with_capacity(TASKS);
+            for h in handles {
+                out.push(
+                    h.await
+                        .expect("task panicked")
+                        .expect("blocking task panicked"),
+                );
+            }
+            out
+        }
+    };
+    let results =
+        match rt.block_on(async { tokio::time::timeout(Duration::from_secs(300), work).await }) {
+            Ok(r) => r,
+            Err(_) => {
+                rt.shutdown_background();
+                panic!("1,000 concurrent tasks did not finish: deadlock or livelock");
+            }
+        };
+
+    let mut remembered = Vec::new();
+    let mut loaded = 0usize;
+    let mut created = 0usize;
+    for r in results {
+        match r.expect("no operation may fail under concurrency") {
+            Done::Remember(i, id) => remembered.push((i, id)),
+            Done::Recall(ids) => assert!(ids.iter().all(|&id| id >= 1)),
+            Done::Consolidate(rep) => {
+                assert_eq!(rep.events_in_facts + rep.events_rejected, rep.events_loaded);
+                loaded += rep.events_loaded;
+                created += rep.facts_created;
+            }
+        }
+    }
+    // Every remember got its own id, and the store holds each remembered text exactly once.
+    let mut ids: Vec<i64> = remembered.iter().map(|r| r.1).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), remembered.len());
+    assert_eq!(remembered.len(), 300);
+    let total = initial + remembered.len() as u64;
+    assert_eq!(engine.event_count().unwrap(), total);
+    assert_eq!(engine.index().len() as u64, total);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let dup: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM (SELECT text FROM events GROUP BY text HAVING count(*) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(dup, 0, "an event was stored twice");
+    for (i, id) in &remembered {
+        let text: String = conn
+            .query_row("SELECT text FROM events WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap();
+        assert_eq!(&text, &texts[*i].text);
+    }
+
+    // Drain the backlog: across all consolidations every event was loaded exactly once.
+    let rest = engine
+        .consolidate(&ConsolidateOptions {
+            batch: 500,
+            max_batches: None,
+            ..ConsolidateOptions::default()
+        })
+        .unwrap();
+    loaded += rest.events_loaded;
+    created += rest.facts_created;
+    assert_eq!(
+        loaded as u64, total,
+        "an event was consolidated twice or never"
+    );
+    assert_eq!(engine.unconsolidated_count().unwrap(), 0);
+    assert_eq!(
+        engine.fact_count().unwrap(),
+        created as u64,
+        "facts lost or duplicated"
+    );
+    let support = engine.store().fact_support_check().unwrap();
+    assert!(
+        support.iter().all(|(_, s, linked)| s == linked),
+        "support drifted"
+    );
+    let in_facts: i64 = support.iter().map(|s| s.2).sum();
+    let states = engine.store().consolidation_states().unwrap();
+    let state = |k: i64| states.iter().find(|s| s.0 == k).map_or(0, |s| s.1);
+    assert_eq!(state(1), in_facts as u64);
+    assert_eq!(state(1) + state(2), total);
+
+    // No stale ranking survived in the cache: each remembered text now finds its own event.
+    for (i, id) in &remembered {
+        // k = 5 as in the concurrent recalls: the same cache key.
+        let r = engine.recall(&texts[*i].text, 5).unwrap();
+        assert_eq!(
+            r.ids[0], *id,
+            "stale or wrong recall for remembered event {i}"
+        );
     }
 }

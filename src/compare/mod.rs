@@ -212,6 +212,21 @@ pub fn compare(
         v.status = verdict::classify(v.direction, ci, q <= alpha, v.warn, v.fail);
     }
 
+    // Absolute ceilings (`max`) judge the head value alone, so they work without a usable
+    // base (an error rate whose base is 0).
+    for v in &mut verdicts {
+        let limit = thresholds.resolve(&v.metric);
+        if let (Some(max), Some(head), true) = (limit.max, v.head, limit.gate) {
+            if head > max {
+                v.status = Status::Regression(verdict::Level::Fail);
+                v.note = Some(format!("{head} is above the absolute ceiling max = {max}"));
+            } else if v.status == Status::InsufficientData {
+                v.status = Status::Unchanged;
+                v.note = Some(format!("within the absolute ceiling max = {max}"));
+            }
+        }
+    }
+
     // Metrics only the baselines have: listed so that a vanished stage is visible.
     let mut seen: Vec<&MetricName> = Vec::new();
     for set in base {

@@ -47,6 +47,10 @@ pub struct Limits {
     /// stage of a few hundred ns moves by half with cache state and clock granularity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_ns: Option<f64>,
+    /// Absolute ceiling in the metric's own unit: a head value above it fails whatever the
+    /// base (also with no base, or a base of 0 where percentages mean nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
 }
 
 /// The settings in force for one metric, everything resolved.
@@ -64,6 +68,9 @@ pub struct Limit {
     pub min_samples: usize,
     /// Minimum base value (ns) for a timing to be gated.
     pub min_ns: f64,
+    /// Absolute ceiling of the head value, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
 }
 
 /// The `[thresholds]` table.
@@ -170,6 +177,17 @@ impl Thresholds {
             gate,
             min_samples: 20,
             min_ns,
+            max: None,
+        }
+    }
+
+    /// Built-in absolute ceiling of a measure: an error rate above 0.1% fails (the engine must
+    /// not fail operations under load, and its base is normally 0, where a percentage change
+    /// means nothing).
+    pub fn builtin_max(measure: crate::metrics::Measure) -> Option<f64> {
+        match measure {
+            crate::metrics::Measure::ErrorRate => Some(0.001),
+            _ => None,
         }
     }
 
@@ -251,6 +269,7 @@ impl Thresholds {
             gate: t.gate.unwrap_or(d.gate),
             min_samples: t.min_samples.unwrap_or(d.min_samples),
             min_ns: t.min_ns.unwrap_or(d.min_ns),
+            max: t.max,
         }
     }
 
@@ -260,6 +279,7 @@ impl Thresholds {
     /// result has warn above fail, fail wins (warn = fail).
     pub fn resolve(&self, name: &MetricName) -> Limit {
         let mut l = self.resolve_class(name.measure().class());
+        l.max = l.max.or(Thresholds::builtin_max(name.measure()));
         let mut matching: Vec<(MetricPattern, &Limits)> = self
             .overrides
             .iter()
@@ -291,6 +311,9 @@ impl Thresholds {
             if let Some(v) = o.min_ns {
                 l.min_ns = v;
             }
+            if let Some(v) = o.max {
+                l.max = Some(v);
+            }
         }
         l.warn = l.warn.min(l.fail);
         l
@@ -314,6 +337,14 @@ fn check_limits(key: &str, l: &Limits) -> Result<(), ThresholdError> {
                     format!("{v} is not a usable percentage: expected a number from 0 to 10000 (percent of the base value)"),
                 ));
             }
+        }
+    }
+    if let Some(v) = l.max {
+        if !v.is_finite() {
+            return Err(ThresholdError::new(
+                format!("{key}.max"),
+                format!("{v} is not usable: expected a finite number in the metric's own unit"),
+            ));
         }
     }
     if let Some(n) = l.min_samples {
@@ -395,6 +426,30 @@ mod tests {
         assert_eq!((l.warn, l.fail, l.noise), (10.0, 25.0, 10.0));
         assert!(t.resolve(&name("mixed/total/p99_ns")).gate);
         assert_eq!(t.confidence, 0.95);
+    }
+
+    #[test]
+    fn absolute_ceilings_resolve_with_a_builtin_for_error_rate() {
+        let t = Thresholds::from_toml_str(
+            r#"
+            [overrides]
+            "load/*/heap_growth_bytes_per_hour" = { max = 1000000 }
+            "load/stress/error_rate" = { max = 0.05 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(t.resolve(&name("load/total/error_rate")).max, Some(0.001));
+        assert_eq!(t.resolve(&name("load/stress/error_rate")).max, Some(0.05));
+        assert_eq!(
+            t.resolve(&name("load/total/heap_growth_bytes_per_hour"))
+                .max,
+            Some(1e6)
+        );
+        assert_eq!(t.resolve(&name("recall/total/p99_ns")).max, None);
+        let e = Thresholds::from_toml_str("[overrides]\n\"load/*/error_rate\" = { max = nan }")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(".max") && e.contains("finite"), "{e}");
     }
 
     #[test]

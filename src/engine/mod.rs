@@ -318,8 +318,7 @@ impl Engine {
             cached: false,
         };
         if self.config.cache_capacity > 0 {
-            self.cache()
-                .put_if_current(generation, key, result.clone());
+            self.cache().put_if_current(generation, key, result.clone());
         }
         Ok(result)
     }

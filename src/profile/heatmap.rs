@@ -122,9 +122,15 @@ impl Default for HeatmapHooks {
 impl HeatmapHooks {
     /// Hooks that start sampling when the pass begins.
     pub fn new() -> Self {
+        // Reserved before the pass, so the hooks' own bookkeeping stays out of the heatmap.
+        let timeline = Timeline {
+            phases: Vec::with_capacity(16),
+            growth_samples: Vec::with_capacity(1024),
+            ..Timeline::default()
+        };
         HeatmapHooks {
             shared: Arc::new(Mutex::new(Shared {
-                timeline: Timeline::default(),
+                timeline,
                 start: Instant::now(),
             })),
             stop: Arc::new(AtomicBool::new(false)),
@@ -413,7 +419,7 @@ impl HeatmapGrid {
         let h = rows.max(1) as i32 * ROW_H as i32;
         root.draw(&Text::new(
             heading.to_owned(),
-            (l, top as i32 + 8),
+            (l, top as i32 + 4),
             font(15).color(&BLACK),
         ))
         .map_err(e)?;
@@ -546,7 +552,7 @@ const LEFT: u32 = 260;
 const RIGHT: u32 = 230;
 const ROW_H: u32 = 24;
 const TITLE_H: u32 = 40;
-const PANEL_HEAD: u32 = 44;
+const PANEL_HEAD: u32 = 52;
 const AXIS_H: u32 = 70;
 
 /// ColorBrewer YlOrRd: pale yellow (little) to dark red (most).

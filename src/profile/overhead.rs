@@ -56,7 +56,8 @@ pub struct CpuOverhead {
     pub samples: u64,
     /// Samples per CPU second of the profiled blocks.
     pub samples_per_cpu_second: f64,
-    /// samples x interval / process CPU time of the profiled blocks.
+    /// Samples / the most the profiled blocks' CPU time could hold (arming restarts the
+    /// interval, so each block's last partial interval cannot be sampled).
     pub coverage: f64,
 }
 
@@ -197,7 +198,16 @@ pub fn cpu_overhead(
             / 1e3,
         samples: profile_out.samples,
         samples_per_cpu_second: profile_out.samples as f64 * 1e9 / on_cpu.max(1) as f64,
-        coverage: profile_out.samples as f64 * interval_ns / on_cpu.max(1) as f64,
+        coverage: {
+            // Arming restarts the interval countdown, so a block of c ns can hold at most
+            // floor(c / interval) samples; the remainder of every block is never sampled.
+            let possible: u64 = blocks
+                .iter()
+                .filter(|b| b.profiled)
+                .map(|b| (b.cpu_ns as f64 / interval_ns) as u64)
+                .sum();
+            profile_out.samples as f64 / possible.max(1) as f64
+        },
         blocks,
     })
 }

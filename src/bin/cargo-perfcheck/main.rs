@@ -2,6 +2,7 @@
 
 mod baseline_cmd;
 mod check_cmd;
+mod load_cmd;
 mod profile_cmd;
 mod run_cmd;
 mod trend_cmd;
@@ -39,6 +40,8 @@ enum Command {
     Trend(trend_cmd::TrendArgs),
     /// List the profiles that --profile accepts.
     Profiles(ProfilesArgs),
+    /// Open-loop load, stress and soak tests of the engine (phases, --find-max), with charts.
+    Load(load_cmd::LoadArgs),
 }
 
 #[derive(Args)]
@@ -75,6 +78,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Baseline(a) => baseline_cmd::run(a),
         Command::Check(a) => check_cmd::run(a),
         Command::Trend(a) => trend_cmd::run(a),
+        Command::Load(a) => load_cmd::run(a),
         Command::Profiles(a) => {
             for name in Profile::available(&a.profiles_dir) {
                 let p = Profile::load(&name, &a.profiles_dir)?;

@@ -1,0 +1,216 @@
+//! `cargo perfcheck load`: open-loop load, stress and soak tests of the engine.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use perfcheck::baseline::sqlite::SqliteStore;
+use perfcheck::config::{Mix, Profile};
+use perfcheck::load::{self, LoadRequest, PhaseSpec, Progress};
+use perfcheck::project::ProjectConfig;
+use perfcheck::report::format::duration_ns;
+
+use crate::run_cmd::save;
+
+/// Arguments of `load`.
+#[derive(Args)]
+pub struct LoadArgs {
+    /// Offered operations per second at rate multiple 1 (phases scale with it) [default: the
+    /// profile's `load.rate`].
+    #[arg(long, value_name = "OPS", value_parser = parse_rate, allow_negative_numbers = true)]
+    rate: Option<f64>,
+    /// Run one steady phase of this length at --rate instead of the profile's phases (e.g.
+    /// 60s, 10m, 1h).
+    #[arg(long, value_name = "D", value_parser = parse_duration, conflicts_with = "phases")]
+    duration: Option<Duration>,
+    /// Operation mix, e.g. recall=80,remember=15,consolidation=5 [default: the profile's mix].
+    #[arg(long, value_name = "KIND=WEIGHT,...", value_parser = parse_mix)]
+    mix: Option<Mix>,
+    /// Phases NAME=DURATION@RATE,... with RATE a multiple of --rate or a ramp FROM..TO, e.g.
+    /// ramp-up=10s@0.1..1,peak=60s@1,stress=20s@1.5,ramp-down=10s@1..0.1.
+    #[arg(long, value_name = "SPEC", value_parser = parse_phases)]
+    phases: Option<Phases>,
+    /// Search the highest sustainable rate (p99 and failure limits of `load.find_max`)
+    /// instead of running the phases.
+    #[arg(long, conflicts_with_all = ["duration", "phases"])]
+    find_max: bool,
+    /// Worker threads running engine operations [default: the profile's, else max(4, 2 x cores)].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
+    /// Profile name (profiles/<NAME>.toml or built in: load, soak, soak-ci, ...) or path.
+    #[arg(long, short = 'p', value_name = "NAME", default_value = "load")]
+    profile: String,
+    /// Folder searched for profile files.
+    #[arg(long, value_name = "DIR", default_value = "profiles")]
+    profiles_dir: PathBuf,
+    /// Folder that receives one sub-folder per run.
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    reports_dir: PathBuf,
+    /// Save the run in the baseline store (keyed by commit, profile and machine).
+    #[arg(long)]
+    save: bool,
+    /// Baseline store file (default: $PERFCHECK_STORE, perfcheck.toml, baselines/perfcheck.sqlite).
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// Print only the results, no progress.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+/// `--phases`, parsed (a newtype: clap treats a bare `Vec` as a repeated flag).
+#[derive(Clone)]
+struct Phases(Vec<PhaseSpec>);
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 10_000_000.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a rate: expected operations per second, a number above 0 (at most 10000000), e.g. 2000"
+        )),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    match load::parse_duration(s)? {
+        d if d.is_zero() => Err(format!(
+            "`{s}` is zero: expected a positive duration, e.g. 60s"
+        )),
+        d => Ok(d),
+    }
+}
+
+fn parse_mix(s: &str) -> Result<Mix, String> {
+    load::parse_mix(s)
+}
+
+fn parse_phases(s: &str) -> Result<Phases, String> {
+    load::parse_phases(s).map(Phases)
+}
+
+/// Runs the `load` subcommand.
+pub fn run(a: LoadArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let project = ProjectConfig::load(&cwd)?;
+    let mut profile = Profile::load(&a.profile, &a.profiles_dir)?;
+    let mut settings = load::settings_of(&profile);
+    if let Some(r) = a.rate {
+        settings.rate = r;
+        // An explicit rate also starts the saturation search there.
+        settings.find_max.start = r;
+    }
+    if let Some(d) = a.duration {
+        settings.phases = vec![PhaseSpec {
+            name: "steady".into(),
+            duration: d,
+            rate: Some(1.0),
+            from: None,
+            to: None,
+        }];
+    }
+    if let Some(p) = a.phases {
+        settings.phases = p.0;
+    }
+    if let Some(w) = a.workers {
+        settings.workers = usize::from(w);
+    }
+    if let Some(m) = a.mix {
+        profile.mix = m;
+    }
+    settings.validate().map_err(perfcheck::Error::Usage)?;
+    profile.load = Some(settings.clone());
+    // Open the store first, so a bad store fails now, not after the run.
+    let mut store = if a.save {
+        Some(SqliteStore::open(&project.store_path(a.store.as_deref()))?)
+    } else {
+        None
+    };
+    let req = LoadRequest {
+        profile,
+        find_max: a.find_max,
+        reports_dir: a.reports_dir.clone(),
+        repo_dir: cwd,
+    };
+    let quiet = a.quiet;
+    let tty = std::io::stderr().is_terminal();
+    let mut log = |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
+    let bar = (tty && !quiet).then(|| {
+        let b = ProgressBar::new(1_000);
+        b.set_style(
+            ProgressStyle::with_template("{bar:30} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut last_line = -1i64;
+    let mut progress = |p: &Progress<'_>| {
+        let msg = format!(
+            "{:<10} offered {:>7.0}/s achieved {:>7.0}/s p99 {:>9} queued {}",
+            p.phase,
+            p.tick.offered_ops_per_s,
+            p.tick.achieved_ops_per_s,
+            duration_ns(p.tick.latency.p99_ns as f64),
+            p.tick.queued
+        );
+        if let Some(b) = &bar {
+            b.set_position(((p.elapsed_s / p.total_s.max(1e-9)) * 1_000.0).min(1_000.0) as u64);
+            b.set_message(msg);
+        } else if !quiet {
+            // Plain lines: every 10 s (every second in runs under a minute).
+            let every = if p.total_s < 60.0 { 1 } else { 10 };
+            let s = p.elapsed_s as i64;
+            if s / every != last_line / every {
+                last_line = s;
+                eprintln!("[{:>6.0}s/{:.0}s] {msg}", p.elapsed_s, p.total_s);
+            }
+        }
+    };
+    let outcome = load::execute(&req, &mut log, &mut progress);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let outcome = outcome?;
+    let r = &outcome.record;
+    let commit = match &r.git {
+        Some(g) => format!("{}{}", g.short(), if g.dirty { " (dirty)" } else { "" }),
+        None => "no git repository".into(),
+    };
+    println!(
+        "perfcheck load {} | profile {} | commit {} | {}",
+        r.run_id,
+        r.profile.name,
+        commit,
+        r.machine.key()
+    );
+    print!("{}", load::report::render(&outcome.report));
+    println!();
+    println!("run record: {}", outcome.dir.join("run.json").display());
+    println!("load report: {}", outcome.dir.join("load.json").display());
+    if !outcome.charts.is_empty() {
+        println!(
+            "charts: {}",
+            outcome
+                .charts
+                .iter()
+                .filter_map(|p| p.file_name().and_then(|n| n.to_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(store) = store.as_mut() {
+        save(store, &outcome.record)?;
+    }
+    Ok(if outcome.report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        println!("load test FAILED its limits (see the slo and reconciliation lines above)");
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,800 @@
+//! The open-loop generator: a tokio task schedules operations at the offered rate, a pool of
+//! worker threads runs them against the shared engine, and every latency is measured from the
+//! operation's *intended* start time.
+//!
+//! Why this shape:
+//! - Open loop: the schedule is fixed in advance ([`Schedule`]); an operation is queued at its
+//!   time whether or not earlier ones finished. Measuring from the intended start (not from
+//!   when a worker picked it up) corrects coordinated omission: time spent waiting behind a
+//!   slow operation counts.
+//! - Engine calls are blocking (SQLite, CPU-bound search), so they never run on the tokio
+//!   runtime: a dedicated, bounded pool of worker threads takes them from a FIFO queue. The
+//!   runtime only dispatches and samples, so it never stalls. A bounded pool (not
+//!   `spawn_blocking`, which grows to hundreds of threads under overload) behaves like a real
+//!   server with a fixed number of request threads and keeps SQLite connections bounded.
+//! - tokio's timer has millisecond granularity, so the dispatcher wakes every millisecond and
+//!   hands over every operation due within the next two; a worker that takes an operation
+//!   early sleeps until its intended time. Dispatch granularity therefore adds no latency;
+//!   the actual lateness of each start is recorded anyway (`start_lag`), so the floor the
+//!   generator itself imposes is visible in the report.
+//! - An operation that has not started by `timeout` after its intended time is shed (counted
+//!   as a timeout, latency recorded as the time waited), so an overloaded stress phase cannot
+//!   build an unbounded backlog. One that finishes later than `timeout` counts as a timeout.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::resources::{self, ResourceSample, Sampler};
+use super::schedule::{PhaseWindow, Schedule};
+use crate::config::Mix;
+use crate::engine::corpus::{EventStream, NewEvent};
+use crate::engine::{ConsolidateOptions, Engine};
+use crate::error::Error;
+
+/// How far ahead of an operation's intended time the dispatcher hands it to the workers.
+const LOOKAHEAD_NS: u64 = 2_000_000;
+/// Recent queries a repeated recall picks from.
+const RECENT_QUERIES: usize = 64;
+/// Distinct error messages kept for the report.
+const MAX_ERROR_SAMPLES: usize = 5;
+
+/// Kinds of operation, in report order.
+pub const KINDS: [&str; 3] = ["recall", "remember", "consolidation"];
+
+/// A latency histogram: 1 µs to 1 h at 3 significant digits (0.1% resolution).
+pub fn new_histogram() -> Histogram<u64> {
+    // Bounds are constants that satisfy the crate's preconditions.
+    Histogram::new_with_bounds(1_000, 3_600_000_000_000, 3)
+        .unwrap_or_else(|e| unreachable!("constant histogram bounds are valid: {e}"))
+}
+
+/// One operation with its input chosen.
+enum Op {
+    Recall(usize),
+    Remember(NewEvent),
+    Consolidate,
+}
+
+impl Op {
+    fn kind(&self) -> usize {
+        match self {
+            Op::Recall(_) => 0,
+            Op::Remember(_) => 1,
+            Op::Consolidate => 2,
+        }
+    }
+}
+
+struct Job {
+    phase: usize,
+    intended_ns: u64,
+    op: Op,
+}
+
+/// Chooses operations deterministically from a seed.
+struct Chooser {
+    rng: ChaCha8Rng,
+    mix: [u32; 3],
+    queries: usize,
+    next_query: usize,
+    recent: VecDeque<usize>,
+    repeat: f64,
+    stream: EventStream,
+}
+
+impl Chooser {
+    fn next(&mut self) -> Op {
+        let total = self.mix.iter().map(|&w| u64::from(w)).sum::<u64>().max(1);
+        let x = self.rng.random_range(0..total);
+        let (r, m) = (u64::from(self.mix[0]), u64::from(self.mix[1]));
+        if x < r {
+            Op::Recall(self.pick_query())
+        } else if x < r + m {
+            Op::Remember(self.stream.next_event())
+        } else {
+            Op::Consolidate
+        }
+    }
+
+    fn pick_query(&mut self) -> usize {
+        if !self.recent.is_empty() && self.rng.random_bool(self.repeat) {
+            let i = self.rng.random_range(0..self.recent.len());
+            return self.recent[i];
+        }
+        let q = self.next_query % self.queries.max(1);
+        self.next_query += 1;
+        if self.recent.len() == RECENT_QUERIES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(q);
+        q
+    }
+}
+
+/// Counters and histograms of one phase.
+struct PhaseRec {
+    by_kind: Vec<Histogram<u64>>,
+    ops: [u64; 3],
+    errors: [u64; 3],
+    timeouts: [u64; 3],
+    shed: [u64; 3],
+}
+
+/// Everything the workers record; one lock, held for a few histogram updates per operation.
+struct Recorder {
+    phases: Vec<PhaseRec>,
+    interval: Histogram<u64>,
+    interval_ok: u64,
+    interval_errors: u64,
+    interval_timeouts: u64,
+    service: Histogram<u64>,
+    start_lag: Histogram<u64>,
+    error_samples: Vec<String>,
+    remembered: u64,
+    consolidated_events: u64,
+    facts_created: u64,
+}
+
+impl Recorder {
+    fn new(phases: usize) -> Self {
+        Recorder {
+            phases: (0..phases)
+                .map(|_| PhaseRec {
+                    by_kind: (0..3).map(|_| new_histogram()).collect(),
+                    ops: [0; 3],
+                    errors: [0; 3],
+                    timeouts: [0; 3],
+                    shed: [0; 3],
+                })
+                .collect(),
+            interval: new_histogram(),
+            interval_ok: 0,
+            interval_errors: 0,
+            interval_timeouts: 0,
+            service: new_histogram(),
+            start_lag: new_histogram(),
+            error_samples: Vec::with_capacity(MAX_ERROR_SAMPLES),
+            remembered: 0,
+            consolidated_events: 0,
+            facts_created: 0,
+        }
+    }
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+/// State shared by the dispatcher, the workers and the sampler.
+struct Shared {
+    engine: Arc<Engine>,
+    queries: Arc<Vec<String>>,
+    recall_k: usize,
+    consolidate: ConsolidateOptions,
+    timeout_ns: u64,
+    epoch: Instant,
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    rec: Mutex<Recorder>,
+    scheduled: AtomicU64,
+    phase_scheduled: Vec<AtomicU64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panicking worker leaves counters that are still meaningful.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+/// What the generator needs to know.
+pub struct GeneratorConfig {
+    /// The phases on the time axis.
+    pub windows: Vec<PhaseWindow>,
+    /// Operation mix.
+    pub mix: Mix,
+    /// Worker threads.
+    pub workers: usize,
+    /// Timeout of an operation, from its intended start.
+    pub timeout: Duration,
+    /// Seed of the operation choices.
+    pub seed: u64,
+    /// Results per recall.
+    pub recall_k: usize,
+    /// Share of recalls repeating a recent query.
+    pub repeat_fraction: f64,
+    /// Events per consolidation batch.
+    pub consolidation_batch: usize,
+}
+
+/// Latency summary of a set of operations (ns, from intended start).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Operations recorded.
+    pub count: u64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 95th percentile.
+    pub p95_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+    /// Slowest.
+    pub max_ns: u64,
+    /// Mean.
+    pub mean_ns: f64,
+}
+
+impl Latency {
+    /// Summarises a histogram.
+    pub fn of(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        Latency {
+            count: h.len(),
+            p50_ns: h.value_at_quantile(0.50),
+            p95_ns: h.value_at_quantile(0.95),
+            p99_ns: h.value_at_quantile(0.99),
+            p999_ns: h.value_at_quantile(0.999),
+            max_ns: h.max(),
+            mean_ns: h.mean(),
+        }
+    }
+}
+
+/// Results of one kind of operation within a phase.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KindResult {
+    /// `recall`, `remember` or `consolidation`.
+    pub kind: String,
+    /// Operations scheduled.
+    pub ops: u64,
+    /// Operations that returned an error.
+    pub errors: u64,
+    /// Operations that finished (or were shed) later than the timeout.
+    pub timeouts: u64,
+    /// Latency from intended start.
+    pub latency: Latency,
+}
+
+/// Results of one phase.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseResult {
+    /// Phase name.
+    pub name: String,
+    /// Start, seconds from the run's start.
+    pub start_s: f64,
+    /// Length, seconds.
+    pub duration_s: f64,
+    /// Offered ops/s at the start and end (equal for a steady phase).
+    pub offered_rate: (f64, f64),
+    /// Operations scheduled.
+    pub offered_ops: u64,
+    /// Scheduled operations per second.
+    pub offered_ops_per_s: f64,
+    /// Operations that succeeded within the timeout, per second of the phase.
+    pub achieved_ops_per_s: f64,
+    /// Operations that returned an error.
+    pub errors: u64,
+    /// Operations later than the timeout (shed ones included).
+    pub timeouts: u64,
+    /// Of the timeouts, operations shed without running.
+    pub shed: u64,
+    /// `errors / ops`: operations the engine failed.
+    pub error_rate: f64,
+    /// `(errors + timeouts) / ops`: operations a client saw fail.
+    pub failure_rate: f64,
+    /// Latency of every operation of the phase.
+    pub latency: Latency,
+    /// Per kind of operation.
+    pub by_kind: Vec<KindResult>,
+    /// Latency percentile spectrum `(percentile, ns)` from p0 to p99.999, for distribution
+    /// charts.
+    pub spectrum: Vec<(f64, u64)>,
+}
+
+/// `(percentile, value)` at percentiles `100 * (1 - 10^-x)` for x = 0, 0.1, ..., 5, then max.
+fn spectrum(h: &Histogram<u64>) -> Vec<(f64, u64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<(f64, u64)> = (0..=50)
+        .map(|i| {
+            let q = 1.0 - 10f64.powf(-(i as f64) / 10.0);
+            (q * 100.0, h.value_at_quantile(q))
+        })
+        .collect();
+    out.push((100.0, h.max()));
+    out
+}
+
+/// One second of the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tick {
+    /// End of the second, seconds from the run's start.
+    pub t_s: f64,
+    /// Operations scheduled during it, per second.
+    pub offered_ops_per_s: f64,
+    /// Operations that succeeded within the timeout during it, per second.
+    pub achieved_ops_per_s: f64,
+    /// Errors during it.
+    pub errors: u64,
+    /// Timeouts during it.
+    pub timeouts: u64,
+    /// Operations waiting for a worker at its end.
+    pub queued: u64,
+    /// Latency of the operations that finished during it.
+    pub latency: Latency,
+    /// Resources at its end.
+    pub resources: ResourceSample,
+}
+
+/// Everything one generator run measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorResult {
+    /// Per phase.
+    pub phases: Vec<PhaseResult>,
+    /// All phases together (latency merged over every operation).
+    pub total: PhaseResult,
+    /// Once a second.
+    pub timeline: Vec<Tick>,
+    /// Service time (worker start to finish), all operations.
+    pub service: Latency,
+    /// How late operations started after their intended time (queueing plus the generator's
+    /// own dispatch and wake-up lateness).
+    pub start_lag: Latency,
+    /// A few distinct error messages.
+    pub error_samples: Vec<String>,
+    /// Remembers that stored their event (including ones that finished after the timeout).
+    pub remembered: u64,
+    /// Events consumed by the run's consolidations.
+    pub consolidated_events: u64,
+    /// Facts the run's consolidations created.
+    pub facts_created: u64,
+    /// Worker threads used.
+    pub workers: usize,
+}
+
+/// A live view for progress output, once a second.
+pub struct Progress<'a> {
+    /// Seconds since the start.
+    pub elapsed_s: f64,
+    /// Scheduled length of the run, seconds.
+    pub total_s: f64,
+    /// The phase being scheduled.
+    pub phase: &'a str,
+    /// The last second.
+    pub tick: &'a Tick,
+}
+
+/// Runs the schedule against `engine` on a fresh tokio runtime and returns the measurements.
+/// `progress` is called once a second from the sampling loop.
+pub fn run(
+    engine: Arc<Engine>,
+    queries: Arc<Vec<String>>,
+    stream: EventStream,
+    cfg: &GeneratorConfig,
+    progress: &mut dyn FnMut(&Progress<'_>),
+) -> Result<GeneratorResult, Error> {
+    let workers = cfg.workers.max(1);
+    let shared = Arc::new(Shared {
+        engine,
+        queries: Arc::clone(&queries),
+        recall_k: cfg.recall_k,
+        consolidate: ConsolidateOptions {
+            batch: cfg.consolidation_batch,
+            max_batches: Some(1),
+            ..ConsolidateOptions::default()
+        },
+        timeout_ns: cfg.timeout.as_nanos().min(u128::from(u64::MAX)) as u64,
+        epoch: Instant::now(),
+        queue: Mutex::new(Queue {
+            jobs: VecDeque::with_capacity(4_096),
+            closed: false,
+        }),
+        ready: Condvar::new(),
+        rec: Mutex::new(Recorder::new(cfg.windows.len())),
+        scheduled: AtomicU64::new(0),
+        phase_scheduled: cfg.windows.iter().map(|_| AtomicU64::new(0)).collect(),
+    });
+    let chooser = Chooser {
+        rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+        mix: [cfg.mix.recall, cfg.mix.remember, cfg.mix.consolidation],
+        queries: queries.len(),
+        next_query: 0,
+        recent: VecDeque::with_capacity(RECENT_QUERIES),
+        repeat: cfg.repeat_fraction.clamp(0.0, 1.0),
+        stream,
+    };
+    let schedule = Schedule::new(cfg.windows.clone());
+    let total_s = schedule.end_ns() as f64 / 1e9;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("perfcheck-load")
+        .enable_time()
+        .on_thread_park(resources::publish)
+        .on_thread_stop(resources::retire)
+        .build()
+        .map_err(|e| Error::Io {
+            context: "cannot start the tokio runtime of the load generator".into(),
+            source: e,
+        })?;
+
+    let mut handles = Vec::with_capacity(workers);
+    let done = Arc::new(tokio::sync::Notify::new());
+    let alive = Arc::new(AtomicU64::new(workers as u64));
+    for i in 0..workers {
+        let shared = Arc::clone(&shared);
+        let (done, alive) = (Arc::clone(&done), Arc::clone(&alive));
+        let h = std::thread::Builder::new()
+            .name(format!("load-worker-{i}"))
+            .spawn(move || {
+                worker(&shared);
+                resources::retire();
+                if alive.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    done.notify_one();
+                }
+            })
+            .map_err(|e| Error::Io {
+                context: "cannot start a load worker thread".into(),
+                source: e,
+            })?;
+        handles.push(h);
+    }
+
+    let seconds = (total_s.ceil() as usize) + 8;
+    let timeline = rt.block_on(async {
+        let dispatcher = tokio::spawn(dispatch(Arc::clone(&shared), schedule, chooser));
+        let mut timeline: Vec<Tick> = Vec::with_capacity(seconds);
+        let mut sampler = Sampler::new();
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.tick().await;
+        let mut last_scheduled = 0u64;
+        let mut last_at = Instant::now();
+        loop {
+            let finished = tokio::select! {
+                _ = every.tick() => false,
+                _ = done.notified() => true,
+            };
+            let now = Instant::now();
+            let dt = now.duration_since(last_at).as_secs_f64().max(1e-9);
+            last_at = now;
+            let scheduled = shared.scheduled.load(Ordering::Acquire);
+            let (latency, ok, errors, timeouts) = {
+                let mut r = lock(&shared.rec);
+                let l = Latency::of(&r.interval);
+                r.interval.reset();
+                let c = (r.interval_ok, r.interval_errors, r.interval_timeouts);
+                r.interval_ok = 0;
+                r.interval_errors = 0;
+                r.interval_timeouts = 0;
+                (l, c.0, c.1, c.2)
+            };
+            let queued = lock(&shared.queue).jobs.len() as u64;
+            let resources = sampler.sample(shared.engine.index().heap_bytes());
+            let elapsed_s = shared.epoch.elapsed().as_secs_f64();
+            timeline.push(Tick {
+                t_s: elapsed_s,
+                offered_ops_per_s: (scheduled - last_scheduled) as f64 / dt,
+                achieved_ops_per_s: ok as f64 / dt,
+                errors,
+                timeouts,
+                queued,
+                latency,
+                resources,
+            });
+            last_scheduled = scheduled;
+            let phase_name = cfg
+                .windows
+                .iter()
+                .find(|w| (elapsed_s * 1e9) < w.end_ns as f64)
+                .or(cfg.windows.last())
+                .map_or("", |w| w.name.as_str());
+            if let Some(tick) = timeline.last() {
+                progress(&Progress {
+                    elapsed_s,
+                    total_s,
+                    phase: phase_name,
+                    tick,
+                });
+            }
+            if finished {
+                break;
+            }
+        }
+        let _ = dispatcher.await;
+        timeline
+    });
+    for h in handles {
+        let _ = h.join();
+    }
+    rt.shutdown_timeout(Duration::from_secs(1));
+    resources::publish();
+
+    let r = Arc::try_unwrap(shared)
+        .map_err(|_| Error::Usage("load generator state still shared after the run".into()))?;
+    let rec = r.rec.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let phase_ops: Vec<u64> = r
+        .phase_scheduled
+        .iter()
+        .map(|a| a.load(Ordering::Acquire))
+        .collect();
+    Ok(summarise(&cfg.windows, rec, &phase_ops, timeline, workers))
+}
+
+/// The dispatcher: every millisecond, queues every operation due within the lookahead.
+async fn dispatch(shared: Arc<Shared>, mut schedule: Schedule, mut chooser: Chooser) {
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut batch: Vec<Job> = Vec::with_capacity(1_024);
+    loop {
+        tick.tick().await;
+        let horizon = shared.now_ns() + LOOKAHEAD_NS;
+        while let Some((phase, t)) = schedule.peek() {
+            if t > horizon {
+                break;
+            }
+            schedule.next_op();
+            shared.phase_scheduled[phase].fetch_add(1, Ordering::Relaxed);
+            batch.push(Job {
+                phase,
+                intended_ns: t,
+                op: chooser.next(),
+            });
+        }
+        let end = schedule.peek().is_none();
+        let n = batch.len();
+        if n > 0 || end {
+            let mut q = lock(&shared.queue);
+            q.jobs.extend(batch.drain(..));
+            q.closed = end;
+            drop(q);
+            shared.scheduled.fetch_add(n as u64, Ordering::Release);
+            if n == 1 && !end {
+                shared.ready.notify_one();
+            } else {
+                shared.ready.notify_all();
+            }
+        }
+        if end {
+            return;
+        }
+    }
+}
+
+/// Asks the kernel for precise sleeps on this thread (the default 50 µs timer slack would
+/// show up as start lateness).
+fn tighten_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+/// One worker: takes jobs in intended-time order until the queue is closed and empty.
+fn worker(s: &Shared) {
+    tighten_timer_slack();
+    loop {
+        let job = {
+            let mut q = lock(&s.queue);
+            loop {
+                if let Some(j) = q.jobs.pop_front() {
+                    break Some(j);
+                }
+                if q.closed {
+                    break None;
+                }
+                q = s.ready.wait(q).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        let Some(job) = job else { return };
+        let now = s.now_ns();
+        if job.intended_ns > now {
+            std::thread::sleep(Duration::from_nanos(job.intended_ns - now));
+        }
+        let start = s.now_ns();
+        let kind = job.op.kind();
+        let lag = start.saturating_sub(job.intended_ns);
+        if lag > s.timeout_ns {
+            // Too late to be useful: shed it, as a server with deadlines would.
+            let mut r = lock(&s.rec);
+            let p = &mut r.phases[job.phase];
+            p.ops[kind] += 1;
+            p.timeouts[kind] += 1;
+            p.shed[kind] += 1;
+            p.by_kind[kind].saturating_record(lag);
+            r.interval.saturating_record(lag);
+            r.interval_timeouts += 1;
+            r.start_lag.saturating_record(lag);
+            drop(r);
+            drop(job);
+            resources::publish();
+            continue;
+        }
+        let outcome = execute(s, job.op);
+        let end = s.now_ns();
+        let latency = end.saturating_sub(job.intended_ns);
+        let timed_out = latency > s.timeout_ns;
+        let mut r = lock(&s.rec);
+        let p = &mut r.phases[job.phase];
+        p.ops[kind] += 1;
+        p.by_kind[kind].saturating_record(latency);
+        match &outcome {
+            Ok(_) if timed_out => {
+                p.timeouts[kind] += 1;
+                r.interval_timeouts += 1;
+            }
+            Ok(_) => r.interval_ok += 1,
+            Err(_) => {
+                p.errors[kind] += 1;
+                r.interval_errors += 1;
+            }
+        }
+        match outcome {
+            Ok(Done::Remembered) => r.remembered += 1,
+            Ok(Done::Consolidated { events, facts }) => {
+                r.consolidated_events += events;
+                r.facts_created += facts;
+            }
+            Ok(Done::Recalled) => {}
+            Err(msg) => {
+                if r.error_samples.len() < MAX_ERROR_SAMPLES && !r.error_samples.contains(&msg) {
+                    r.error_samples.push(msg);
+                }
+            }
+        }
+        r.interval.saturating_record(latency);
+        r.service.saturating_record(end.saturating_sub(start));
+        r.start_lag.saturating_record(lag);
+        drop(r);
+        resources::publish();
+    }
+}
+
+enum Done {
+    Recalled,
+    Remembered,
+    Consolidated { events: u64, facts: u64 },
+}
+
+/// Runs one operation; the engine's stage guards live entirely inside these synchronous calls.
+fn execute(s: &Shared, op: Op) -> Result<Done, String> {
+    let e = &s.engine;
+    match op {
+        Op::Recall(q) => {
+            let text = s.queries.get(q).map_or("", String::as_str);
+            e.recall(text, s.recall_k)
+                .map(|r| {
+                    std::hint::black_box(r);
+                    Done::Recalled
+                })
+                .map_err(|e| format!("recall: {e}"))
+        }
+        Op::Remember(ev) => e
+            .remember(&ev)
+            .map(|_| Done::Remembered)
+            .map_err(|e| format!("remember: {e}")),
+        Op::Consolidate => e
+            .consolidate(&s.consolidate)
+            .map(|r| Done::Consolidated {
+                events: r.events_loaded as u64,
+                facts: r.facts_created as u64,
+            })
+            .map_err(|e| format!("consolidation: {e}")),
+    }
+}
+
+fn phase_result(
+    name: &str,
+    window: (f64, f64, (f64, f64)),
+    recs: &[&PhaseRec],
+    offered_ops: u64,
+) -> PhaseResult {
+    let (start_s, duration_s, offered_rate) = window;
+    let mut all = new_histogram();
+    let mut by_kind = Vec::with_capacity(3);
+    let (mut ops, mut errors, mut timeouts, mut shed) = (0u64, 0u64, 0u64, 0u64);
+    for (k, kind) in KINDS.iter().enumerate() {
+        let mut h = new_histogram();
+        let (mut o, mut e, mut t) = (0, 0, 0);
+        for p in recs {
+            // Same bounds everywhere, so adding cannot fail.
+            let _ = h.add(&p.by_kind[k]);
+            o += p.ops[k];
+            e += p.errors[k];
+            t += p.timeouts[k];
+            shed += p.shed[k];
+        }
+        let _ = all.add(&h);
+        ops += o;
+        errors += e;
+        timeouts += t;
+        by_kind.push(KindResult {
+            kind: (*kind).into(),
+            ops: o,
+            errors: e,
+            timeouts: t,
+            latency: Latency::of(&h),
+        });
+    }
+    let ratio = |a: u64| if ops == 0 { 0.0 } else { a as f64 / ops as f64 };
+    let good = ops.saturating_sub(errors + timeouts);
+    PhaseResult {
+        name: name.into(),
+        start_s,
+        duration_s,
+        offered_rate,
+        offered_ops,
+        offered_ops_per_s: offered_ops as f64 / duration_s.max(1e-9),
+        achieved_ops_per_s: good as f64 / duration_s.max(1e-9),
+        errors,
+        timeouts,
+        shed,
+        error_rate: ratio(errors),
+        failure_rate: ratio(errors + timeouts),
+        latency: Latency::of(&all),
+        by_kind,
+        spectrum: spectrum(&all),
+    }
+}
+
+fn summarise(
+    windows: &[PhaseWindow],
+    rec: Recorder,
+    phase_ops: &[u64],
+    timeline: Vec<Tick>,
+    workers: usize,
+) -> GeneratorResult {
+    let phases: Vec<PhaseResult> = windows
+        .iter()
+        .zip(&rec.phases)
+        .zip(phase_ops)
+        .map(|((w, p), &n)| {
+            phase_result(
+                &w.name,
+                (
+                    w.start_ns as f64 / 1e9,
+                    (w.end_ns - w.start_ns) as f64 / 1e9,
+                    (w.from_rate, w.to_rate),
+                ),
+                &[p],
+                n,
+            )
+        })
+        .collect();
+    let end = windows.last().map_or(0, |w| w.end_ns) as f64 / 1e9;
+    let all: Vec<&PhaseRec> = rec.phases.iter().collect();
+    let total = phase_result(
+        "total",
+        (0.0, end, (0.0, 0.0)),
+        &all,
+        phase_ops.iter().sum(),
+    );
+    GeneratorResult {
+        phases,
+        total,
+        timeline,
+        service: Latency::of(&rec.service),
+        start_lag: Latency::of(&rec.start_lag),
+        error_samples: rec.error_samples,
+        remembered: rec.remembered,
+        consolidated_events: rec.consolidated_events,
+        facts_created: rec.facts_created,
+        workers,
+    }
+}

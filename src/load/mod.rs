@@ -1,0 +1,728 @@
+//! Load, stress and soak testing of the engine: `cargo perfcheck load`.
+//!
+//! An open-loop [`generator`] offers operations at a scheduled rate through phases (ramp-up,
+//! peak, stress, ramp-down; [`settings`]) against one engine shared by a pool of worker
+//! threads, measures every latency from the operation's intended start in HDR histograms,
+//! samples process [`resources`] every second, and turns the result into a run record whose
+//! `extra_metrics` (`load/total/p99_ns`, `load/peak/throughput_ops`, ...) the baseline store
+//! and `check` treat like any other metric. `--find-max` searches the highest sustainable
+//! rate instead. Charts go next to the record ([`chart`]).
+//!
+//! Before measuring, the corpus is loaded and fully consolidated (the steady state of a
+//! long-running service); afterwards the counts are reconciled: every remember stored exactly
+//! one event, every event reached consolidation exactly once, and every fact's support
+//! matches its linked events.
+
+pub mod chart;
+pub mod generator;
+pub mod report;
+pub mod resources;
+pub mod schedule;
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+pub use generator::{GeneratorResult, Latency, PhaseResult, Progress, Tick};
+pub use settings::{
+    parse_duration, parse_mix, parse_phases, FindMaxSettings, LoadSettings, PhaseSpec, Slo,
+};
+
+use crate::config::Profile;
+use crate::engine::corpus::Corpus;
+use crate::engine::{ConsolidateOptions, Engine};
+use crate::error::Error;
+use crate::git::GitInfo;
+use crate::machine::Machine;
+use crate::record::{RunRecord, SCHEMA_VERSION};
+
+/// Version of `load.json`.
+pub const LOAD_SCHEMA_VERSION: u32 = 1;
+
+/// What to run.
+pub struct LoadRequest {
+    /// The profile; its `load` section (defaults when absent) already has the command line's
+    /// overrides applied.
+    pub profile: Profile,
+    /// Search the highest sustainable rate instead of running the phases.
+    pub find_max: bool,
+    /// Folder that receives `<run-id>/`.
+    pub reports_dir: PathBuf,
+    /// Directory whose git repository identifies the commit.
+    pub repo_dir: PathBuf,
+}
+
+/// Heap growth over the steady part of a run, extrapolated to an hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeapGrowth {
+    /// Phase whose samples were used (the longest steady phase, its first fifth skipped as
+    /// warm-up of caches).
+    pub phase: String,
+    /// Window, seconds from the start.
+    pub window_s: (f64, f64),
+    /// Samples in the window.
+    pub samples: usize,
+    /// Slope of retained heap (Rust heap minus the vector index, plus SQLite's heap), bytes
+    /// per hour: the leak rate, data growth excluded. This is the gated number.
+    pub retained_bytes_per_hour: f64,
+    /// Standard error of that slope, bytes per hour.
+    pub retained_se_bytes_per_hour: f64,
+    /// Slope of the whole Rust heap (index included), bytes per hour.
+    pub heap_bytes_per_hour: f64,
+    /// Slope of the vector index alone (stored data), bytes per hour.
+    pub index_bytes_per_hour: f64,
+    /// Slope of SQLite's heap, bytes per hour.
+    pub sqlite_bytes_per_hour: f64,
+    /// Slope of RSS, bytes per hour (allocator and page-cache effects included).
+    pub rss_bytes_per_hour: f64,
+}
+
+/// One step of the saturation search.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FindMaxStep {
+    /// Offered ops/s.
+    pub offered_ops_per_s: f64,
+    /// Succeeded within the timeout, per second.
+    pub achieved_ops_per_s: f64,
+    /// Latency of the measured part.
+    pub latency: Latency,
+    /// Errors and timeouts over operations.
+    pub failure_rate: f64,
+    /// Within both limits.
+    pub pass: bool,
+}
+
+/// Result of `--find-max`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FindMaxResult {
+    /// Steps in the order run.
+    pub steps: Vec<FindMaxStep>,
+    /// Highest offered rate that stayed within the limits (0 when even the first failed).
+    pub max_sustainable_ops_per_s: f64,
+    /// Lowest offered rate that crossed a limit, if one did.
+    pub first_failing_ops_per_s: Option<f64>,
+    /// p99 limit, ns.
+    pub p99_limit_ns: u64,
+    /// Failure-rate limit.
+    pub failure_rate_limit: f64,
+}
+
+/// Counts after the run, reconciled.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reconciliation {
+    /// Events stored before the run.
+    pub events_before: u64,
+    /// Remembers that returned an id during the run.
+    pub remembered: u64,
+    /// Events stored after the run.
+    pub events_after: u64,
+    /// Vectors in the index after the run.
+    pub index_len: u64,
+    /// Events consumed by the run's consolidations.
+    pub consolidated_during_run: u64,
+    /// Events consumed by the final drain.
+    pub consolidated_after_run: u64,
+    /// Facts before the run.
+    pub facts_before: u64,
+    /// Facts created by the run's consolidations and the drain.
+    pub facts_created: u64,
+    /// Facts after the drain.
+    pub facts_after: u64,
+    /// Facts whose recorded support differs from their linked events.
+    pub support_mismatches: u64,
+    /// Events still pending after the drain.
+    pub pending_after: u64,
+    /// Each problem found, in words; empty when everything reconciles.
+    pub problems: Vec<String>,
+}
+
+impl Reconciliation {
+    /// Whether every count reconciles.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// One limit of the run's SLO, judged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SloCheck {
+    /// Phase (or `total`).
+    pub phase: String,
+    /// `p99_ns`, `failure_rate` or `heap_growth_bytes_per_hour`.
+    pub what: String,
+    /// The limit.
+    pub limit: f64,
+    /// The value measured.
+    pub value: f64,
+    /// Within the limit.
+    pub pass: bool,
+}
+
+/// Everything a load run measured (`load.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// Layout version ([`LOAD_SCHEMA_VERSION`]).
+    pub schema: u32,
+    /// The run id (folder name).
+    pub run_id: String,
+    /// Profile name.
+    pub profile: String,
+    /// Settings in effect.
+    pub settings: LoadSettings,
+    /// Operation mix in effect.
+    pub mix: crate::config::Mix,
+    /// Events stored when measuring started.
+    pub events_at_start: u64,
+    /// The phased run (absent for `--find-max`).
+    pub run: Option<GeneratorResult>,
+    /// The saturation search (only with `--find-max`).
+    pub find_max: Option<FindMaxResult>,
+    /// Heap growth of the steady part, when the run had one long enough.
+    pub heap_growth: Option<HeapGrowth>,
+    /// Counts after the run.
+    pub reconciliation: Reconciliation,
+    /// The run's own limits, judged.
+    pub slo: Vec<SloCheck>,
+}
+
+impl LoadReport {
+    /// Whether every SLO check passed and the counts reconcile.
+    pub fn passed(&self) -> bool {
+        self.slo.iter().all(|c| c.pass) && self.reconciliation.ok()
+    }
+}
+
+/// A finished load run.
+pub struct LoadOutcome {
+    /// The report (`load.json`).
+    pub report: LoadReport,
+    /// The run record (`run.json`) with the load metrics in `extra_metrics`.
+    pub record: RunRecord,
+    /// The run's folder.
+    pub dir: PathBuf,
+    /// Chart files written.
+    pub charts: Vec<PathBuf>,
+}
+
+/// The settings a profile asks for (defaults when it has no `[load]` section).
+pub fn settings_of(profile: &Profile) -> LoadSettings {
+    profile.load.clone().unwrap_or_default()
+}
+
+/// Runs the load test described by `req`: prepares the engine, runs the phases (or the
+/// saturation search), reconciles, writes `run.json`, `load.json` and the charts.
+pub fn execute(
+    req: &LoadRequest,
+    log: &mut dyn FnMut(&str),
+    progress: &mut dyn FnMut(&Progress<'_>),
+) -> Result<LoadOutcome, Error> {
+    let settings = settings_of(&req.profile);
+    settings.validate().map_err(|m| Error::Config {
+        path: format!("<profile {}>", req.profile.name).into(),
+        message: m,
+    })?;
+    let mix = req.profile.mix.clone();
+    let created = SystemTime::now();
+    let created_at = humantime::format_rfc3339_seconds(created).to_string();
+    let git = GitInfo::discover(&req.repo_dir);
+
+    log(&format!(
+        "profile {}: generating corpus ({} events, seed {})",
+        req.profile.name, req.profile.corpus.events, req.profile.corpus.seed
+    ));
+    let corpus = Corpus::generate(&req.profile.corpus)?;
+    if corpus.queries.is_empty() && mix.recall > 0 {
+        return Err(Error::Config {
+            path: format!("<profile {}>", req.profile.name).into(),
+            message: "corpus.queries must be at least 1 when the mix has recalls".into(),
+        });
+    }
+    let tmp = tempfile::tempdir().map_err(|e| Error::Io {
+        context: "cannot create a temporary directory for the engine database".into(),
+        source: e,
+    })?;
+    let mut engine = Engine::open(tmp.path().join("engine.sqlite"), req.profile.engine.clone())?;
+    log(&format!(
+        "loading {} events and consolidating them (steady state)",
+        corpus.events.len()
+    ));
+    engine.load_corpus(&corpus)?;
+    engine.consolidate(&ConsolidateOptions {
+        batch: settings.consolidation_batch,
+        max_batches: None,
+        ..ConsolidateOptions::default()
+    })?;
+    let engine = Arc::new(engine);
+    let events_before = engine.event_count()?;
+    let facts_before = engine.fact_count()?;
+    let queries: Arc<Vec<String>> =
+        Arc::new(corpus.queries.iter().map(|q| q.text.clone()).collect());
+    let workers = settings.effective_workers();
+
+    let gen_cfg = |phases: &[PhaseSpec], rate: f64, seed: u64| generator::GeneratorConfig {
+        windows: schedule::windows(phases, rate),
+        mix: mix.clone(),
+        workers,
+        timeout: settings.timeout,
+        seed,
+        recall_k: settings.recall_k,
+        repeat_fraction: settings.repeat_fraction,
+        consolidation_batch: settings.consolidation_batch,
+    };
+
+    let (run, find_max, remembered, consolidated, facts_run) = if req.find_max {
+        let f = find_max(
+            &engine, &queries, &corpus, &settings, &gen_cfg, log, progress,
+        )?;
+        (None, Some(f.0), f.1, f.2, f.3)
+    } else {
+        log(&format!(
+            "{} phases over {}: {} at {} ops/s peak, {} workers",
+            settings.phases.len(),
+            humantime::format_duration(settings.total_duration()),
+            settings
+                .phases
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" -> "),
+            settings.rate,
+            workers
+        ));
+        let cfg = gen_cfg(&settings.phases, settings.rate, settings.seed);
+        let r = generator::run(
+            Arc::clone(&engine),
+            Arc::clone(&queries),
+            corpus.stream(),
+            &cfg,
+            progress,
+        )?;
+        let (m, c, f) = (r.remembered, r.consolidated_events, r.facts_created);
+        (Some(r), None, m, c, f)
+    };
+
+    log("reconciling counts");
+    let reconciliation = reconcile(
+        &engine,
+        events_before,
+        facts_before,
+        remembered,
+        consolidated,
+        facts_run,
+        &settings,
+    )?;
+    let heap_growth = run.as_ref().and_then(|r| heap_growth(r, &settings.phases));
+
+    let (run_id, dir) = new_run_dir(&req.reports_dir, &created_at, git.as_ref())?;
+    let slo = judge(&settings, run.as_ref(), heap_growth.as_ref());
+    let report = LoadReport {
+        schema: LOAD_SCHEMA_VERSION,
+        run_id: run_id.clone(),
+        profile: req.profile.name.clone(),
+        settings: settings.clone(),
+        mix,
+        events_at_start: events_before,
+        run,
+        find_max,
+        heap_growth,
+        reconciliation,
+        slo,
+    };
+    let mut profile = req.profile.clone();
+    profile.load = Some(settings);
+    let record = RunRecord {
+        schema: SCHEMA_VERSION,
+        run_id,
+        created_at,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        git,
+        machine: Machine::current(),
+        profile,
+        counting_allocator: crate::stage::counting_allocator_installed(),
+        slowdown: None,
+        workloads: Vec::new(),
+        extra_metrics: metrics(&report),
+    };
+    record.write(&dir.join("run.json"))?;
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Json {
+        context: "cannot encode load.json".into(),
+        source: e,
+    })?;
+    std::fs::write(dir.join("load.json"), json).map_err(|e| Error::Io {
+        context: format!("cannot write {}", dir.join("load.json").display()),
+        source: e,
+    })?;
+    let charts = chart::render_all(&report, &dir)?;
+    Ok(LoadOutcome {
+        report,
+        record,
+        dir,
+        charts,
+    })
+}
+
+type GenCfg<'a> = dyn Fn(&[PhaseSpec], f64, u64) -> generator::GeneratorConfig + 'a;
+
+/// Steps the offered rate up by `factor` until p99 or the failure rate crosses its limit, then
+/// bisects between the last passing and the first failing rate. Returns the result and the
+/// run's remember / consolidation counts for reconciliation.
+fn find_max(
+    engine: &Arc<Engine>,
+    queries: &Arc<Vec<String>>,
+    corpus: &Corpus,
+    s: &LoadSettings,
+    gen_cfg: &GenCfg<'_>,
+    log: &mut dyn FnMut(&str),
+    progress: &mut dyn FnMut(&Progress<'_>),
+) -> Result<(FindMaxResult, u64, u64, u64), Error> {
+    let f = &s.find_max;
+    let p99_limit = f.p99.as_nanos() as u64;
+    let (mut remembered, mut consolidated, mut facts) = (0, 0, 0);
+    let mut steps: Vec<FindMaxStep> = Vec::new();
+    let mut step = |rate: f64, i: usize, log: &mut dyn FnMut(&str)| -> Result<FindMaxStep, Error> {
+        let mut phases = Vec::with_capacity(2);
+        if !f.warmup.is_zero() {
+            phases.push(PhaseSpec {
+                name: "warm-up".into(),
+                duration: f.warmup,
+                rate: Some(1.0),
+                from: None,
+                to: None,
+            });
+        }
+        phases.push(PhaseSpec {
+            name: "step".into(),
+            duration: f.step,
+            rate: Some(1.0),
+            from: None,
+            to: None,
+        });
+        let cfg = gen_cfg(&phases, rate, s.seed.wrapping_add(i as u64));
+        let r = generator::run(
+            Arc::clone(engine),
+            Arc::clone(queries),
+            corpus.stream(),
+            &cfg,
+            progress,
+        )?;
+        remembered += r.remembered;
+        consolidated += r.consolidated_events;
+        facts += r.facts_created;
+        let m = r.phases.last().cloned().unwrap_or_else(|| r.total.clone());
+        let pass = m.latency.p99_ns <= p99_limit && m.failure_rate <= f.error_rate;
+        log(&format!(
+            "find-max: {:>8.0} ops/s offered -> {:>8.0} achieved, p99 {}, failures {:.3}% : {}",
+            rate,
+            m.achieved_ops_per_s,
+            crate::report::format::duration_ns(m.latency.p99_ns as f64),
+            m.failure_rate * 100.0,
+            if pass {
+                "sustainable"
+            } else {
+                "over the limit"
+            }
+        ));
+        Ok(FindMaxStep {
+            offered_ops_per_s: rate,
+            achieved_ops_per_s: m.achieved_ops_per_s,
+            latency: m.latency,
+            failure_rate: m.failure_rate,
+            pass,
+        })
+    };
+    let mut rate = f.start;
+    let mut best: Option<f64> = None;
+    let mut worst: Option<f64> = None;
+    while steps.len() < f.max_steps {
+        let st = step(rate, steps.len(), log)?;
+        let pass = st.pass;
+        steps.push(st);
+        if pass {
+            best = Some(rate);
+            rate *= f.factor;
+        } else {
+            worst = Some(rate);
+            break;
+        }
+    }
+    if let (Some(lo), Some(hi)) = (best, worst) {
+        let (mut lo, mut hi) = (lo, hi);
+        for _ in 0..f.refine {
+            if steps.len() >= f.max_steps {
+                break;
+            }
+            // Geometric midpoint: rates are compared by ratio.
+            let mid = (lo * hi).sqrt();
+            let st = step(mid, steps.len(), log)?;
+            if st.pass {
+                lo = mid;
+                best = Some(mid);
+            } else {
+                hi = mid;
+                worst = Some(mid);
+            }
+            steps.push(st);
+        }
+    }
+    Ok((
+        FindMaxResult {
+            steps,
+            max_sustainable_ops_per_s: best.unwrap_or(0.0),
+            first_failing_ops_per_s: worst,
+            p99_limit_ns: p99_limit,
+            failure_rate_limit: f.error_rate,
+        },
+        remembered,
+        consolidated,
+        facts,
+    ))
+}
+
+/// Drains consolidation and checks that every count adds up.
+fn reconcile(
+    engine: &Engine,
+    events_before: u64,
+    facts_before: u64,
+    remembered: u64,
+    consolidated: u64,
+    facts_run: u64,
+    s: &LoadSettings,
+) -> Result<Reconciliation, Error> {
+    let events_after = engine.event_count()?;
+    let index_len = engine.index().len() as u64;
+    let drain = engine.consolidate(&ConsolidateOptions {
+        batch: s.consolidation_batch,
+        max_batches: None,
+        ..ConsolidateOptions::default()
+    })?;
+    let facts_after = engine.fact_count()?;
+    let support_mismatches = engine
+        .store()
+        .fact_support_check()?
+        .iter()
+        .filter(|(_, s, l)| s != l)
+        .count() as u64;
+    let mut r = Reconciliation {
+        events_before,
+        remembered,
+        events_after,
+        index_len,
+        consolidated_during_run: consolidated,
+        consolidated_after_run: drain.events_loaded as u64,
+        facts_before,
+        facts_created: facts_run + drain.facts_created as u64,
+        facts_after,
+        support_mismatches,
+        pending_after: engine.unconsolidated_count()?,
+        problems: Vec::new(),
+    };
+    let mut check = |ok: bool, msg: String| {
+        if !ok {
+            r.problems.push(msg);
+        }
+    };
+    check(
+        events_after == events_before + remembered,
+        format!("{events_after} events stored, expected {events_before} + {remembered} remembered"),
+    );
+    check(
+        index_len == events_after,
+        format!("the index holds {index_len} vectors for {events_after} events"),
+    );
+    // The corpus was fully consolidated before the run: exactly the remembered events remain.
+    let consumed = consolidated + drain.events_loaded as u64;
+    check(
+        consumed == remembered,
+        format!("consolidation consumed {consumed} events, {remembered} were remembered"),
+    );
+    check(
+        facts_after == facts_before + facts_run + drain.facts_created as u64,
+        format!(
+            "{facts_after} facts, expected {facts_before} + {} created",
+            facts_run + drain.facts_created as u64
+        ),
+    );
+    check(
+        support_mismatches == 0,
+        format!("{support_mismatches} facts' support differs from their linked events"),
+    );
+    check(
+        r.pending_after == 0,
+        format!("{} events still pending after the drain", r.pending_after),
+    );
+    Ok(r)
+}
+
+/// Heap growth over the longest steady phase, its first fifth skipped; `None` when fewer than
+/// 10 samples remain.
+pub fn heap_growth(r: &GeneratorResult, phases: &[PhaseSpec]) -> Option<HeapGrowth> {
+    let p = r
+        .phases
+        .iter()
+        .zip(phases)
+        .filter(|(_, spec)| spec.is_steady())
+        .map(|(p, _)| p)
+        .max_by(|a, b| a.duration_s.total_cmp(&b.duration_s))?;
+    let from = p.start_s + p.duration_s * 0.2;
+    let to = p.start_s + p.duration_s;
+    let ticks: Vec<&Tick> = r
+        .timeline
+        .iter()
+        .filter(|t| t.t_s >= from && t.t_s <= to + 0.5)
+        .collect();
+    if ticks.len() < 10 {
+        return None;
+    }
+    let xs: Vec<f64> = ticks.iter().map(|t| t.t_s).collect();
+    let per_hour = |f: &dyn Fn(&Tick) -> f64| {
+        let ys: Vec<f64> = ticks.iter().map(|t| f(t)).collect();
+        resources::slope(&xs, &ys).map_or((0.0, 0.0), |(b, se)| (b * 3600.0, se * 3600.0))
+    };
+    let retained = per_hour(&|t| t.resources.retained_bytes() as f64);
+    Some(HeapGrowth {
+        phase: p.name.clone(),
+        window_s: (from, to),
+        samples: ticks.len(),
+        retained_bytes_per_hour: retained.0,
+        retained_se_bytes_per_hour: retained.1,
+        heap_bytes_per_hour: per_hour(&|t| t.resources.heap_bytes as f64).0,
+        index_bytes_per_hour: per_hour(&|t| t.resources.index_bytes as f64).0,
+        sqlite_bytes_per_hour: per_hour(&|t| t.resources.sqlite_bytes as f64).0,
+        rss_bytes_per_hour: per_hour(&|t| t.resources.rss_bytes as f64).0,
+    })
+}
+
+/// Judges the run against its SLO: every non-exempt steady phase's p99 and failure rate, and
+/// heap growth when measured and limited.
+fn judge(
+    s: &LoadSettings,
+    run: Option<&GeneratorResult>,
+    heap: Option<&HeapGrowth>,
+) -> Vec<SloCheck> {
+    let mut out = Vec::new();
+    if let Some(r) = run {
+        for (p, spec) in r.phases.iter().zip(&s.phases) {
+            if !spec.is_steady() || s.slo.exempt_phases.contains(&p.name) {
+                continue;
+            }
+            let p99 = s.slo.p99.as_nanos() as f64;
+            out.push(SloCheck {
+                phase: p.name.clone(),
+                what: "p99_ns".into(),
+                limit: p99,
+                value: p.latency.p99_ns as f64,
+                pass: p.latency.p99_ns as f64 <= p99,
+            });
+            out.push(SloCheck {
+                phase: p.name.clone(),
+                what: "failure_rate".into(),
+                limit: s.slo.error_rate,
+                value: p.failure_rate,
+                pass: p.failure_rate <= s.slo.error_rate,
+            });
+        }
+    }
+    if let (Some(h), Some(limit)) = (heap, s.slo.heap_growth_bytes_per_hour) {
+        out.push(SloCheck {
+            phase: h.phase.clone(),
+            what: "heap_growth_bytes_per_hour".into(),
+            limit,
+            value: h.retained_bytes_per_hour,
+            pass: h.retained_bytes_per_hour <= limit,
+        });
+    }
+    out
+}
+
+/// The run's single-value metrics, named `load/<phase or total>/<measure>`.
+pub fn metrics(r: &LoadReport) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    let mut put = |stage: &str, measure: &str, v: f64| {
+        if v.is_finite() {
+            m.insert(format!("load/{stage}/{measure}"), v);
+        }
+    };
+    if let Some(run) = &r.run {
+        let mut phase = |stage: &str, p: &PhaseResult| {
+            if p.latency.count == 0 {
+                return;
+            }
+            put(stage, "wall_ns", p.latency.p50_ns as f64);
+            put(stage, "p95_ns", p.latency.p95_ns as f64);
+            put(stage, "p99_ns", p.latency.p99_ns as f64);
+            put(stage, "throughput_ops", p.achieved_ops_per_s);
+            put(stage, "error_rate", p.error_rate);
+        };
+        phase("total", &run.total);
+        for p in &run.phases {
+            phase(&p.name.replace('-', "_"), p);
+        }
+    }
+    if let Some(h) = &r.heap_growth {
+        put(
+            "total",
+            "heap_growth_bytes_per_hour",
+            h.retained_bytes_per_hour,
+        );
+    }
+    if let Some(f) = &r.find_max {
+        put(
+            "max_sustainable",
+            "throughput_ops",
+            f.max_sustainable_ops_per_s,
+        );
+    }
+    m
+}
+
+/// Creates `reports/<stamp>-<commit>[-n]` and returns its id and path.
+fn new_run_dir(
+    root: &Path,
+    created_at: &str,
+    git: Option<&GitInfo>,
+) -> Result<(String, PathBuf), Error> {
+    let stamp: String = created_at
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect::<String>()
+        .replace('T', "-");
+    let id = match git {
+        Some(g) => format!("{stamp}-{}-load", &g.commit[..g.commit.len().min(7)]),
+        None => format!("{stamp}-load"),
+    };
+    std::fs::create_dir_all(root).map_err(|e| Error::Io {
+        context: format!("cannot create reports folder {}", root.display()),
+        source: e,
+    })?;
+    for n in 1..10_000 {
+        let name = if n == 1 {
+            id.clone()
+        } else {
+            format!("{id}-{n}")
+        };
+        let dir = root.join(&name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((name, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("cannot create {}", dir.display()),
+                    source: e,
+                })
+            }
+        }
+    }
+    Err(Error::Usage(format!(
+        "too many runs named {id} in {}",
+        root.display()
+    )))
+}
+
+/// A soak-length hint for humans: `1h 0m`.
+pub fn human(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
