@@ -46,7 +46,6 @@ pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome
     let created = SystemTime::now();
     let created_at = humantime::format_rfc3339_seconds(created).to_string();
     let git = GitInfo::discover(&req.repo_dir);
-    let run_id = run_id(&created_at, git.as_ref());
 
     stage::set_slowdown(req.slowdown.as_ref().map(|(s, p)| (s.as_str(), *p)));
     log(&format!(
@@ -60,13 +59,7 @@ pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome
     }
     stage::set_slowdown(None);
 
-    // The folder name is the run id: runs started in the same second get `-2`, `-3`, ...
-    let dir = unique_dir(&req.reports_dir, &run_id)?;
-    let run_id = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or(&run_id)
-        .to_owned();
+    let (run_id, dir) = create_run_dir(&req.reports_dir, &created_at, git.as_ref())?;
     let record = RunRecord {
         schema: SCHEMA_VERSION,
         run_id,
@@ -82,6 +75,24 @@ pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome
     };
     record.write(&dir.join("run.json"))?;
     Ok(RunOutcome { record, dir })
+}
+
+/// Creates the report folder of a run that started at `created_at` (RFC 3339) on `git`'s
+/// commit, and returns its id (the folder name) and path. Runs started in the same second get
+/// `-2`, `-3`, ...
+pub fn create_run_dir(
+    reports_dir: &Path,
+    created_at: &str,
+    git: Option<&GitInfo>,
+) -> Result<(String, PathBuf), Error> {
+    let id = run_id(created_at, git);
+    let dir = unique_dir(reports_dir, &id)?;
+    let id = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .unwrap_or(id);
+    Ok((id, dir))
 }
 
 /// `2026-11-27T06:50:12Z` + commit -> `20261127-065012-1a2b3c4`.

@@ -80,7 +80,13 @@ fn phases_write_a_record_with_load_metrics_charts_and_reconciled_counts_and_chec
     let out = p.cmd().args(["load", "-p", "mini", "-q"]).output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    for phase in ["ramp-up", "steady", "total", "all counts reconcile", "slo steady"] {
+    for phase in [
+        "ramp-up",
+        "steady",
+        "total",
+        "all counts reconcile",
+        "slo steady",
+    ] {
         assert!(stdout.contains(phase), "{phase} missing:\n{stdout}");
     }
     let dir = run_dir(p.path(), &stdout);
@@ -121,7 +127,12 @@ fn phases_write_a_record_with_load_metrics_charts_and_reconciled_counts_and_chec
         .sum();
     assert_eq!(by_kind, total["offered_ops"].as_u64().unwrap());
     assert!(run["timeline"].as_array().unwrap().len() >= 3);
-    assert!(run["timeline"][0]["resources"]["rss_bytes"].as_u64().unwrap() > 0);
+    assert!(
+        run["timeline"][0]["resources"]["rss_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     assert_charts(
         &dir,
         &[
@@ -158,7 +169,12 @@ fn phases_write_a_record_with_load_metrics_charts_and_reconciled_counts_and_chec
     };
     assert_eq!(verdict("load/total/error_rate")["status"], "unchanged");
     assert!(verdict("load/total/p99_ns")["base"].as_f64().unwrap() > 0.0);
-    assert!(verdict("load/steady/throughput_ops")["head"].as_f64().unwrap() > 0.0);
+    assert!(
+        verdict("load/steady/throughput_ops")["head"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
 
     // An absolute ceiling fails the gate whatever the base.
     std::fs::write(
@@ -186,7 +202,10 @@ fn bad_flag_values_name_the_flag_and_the_expected_form() {
         (vec!["--duration", "soon"], "expected e.g. 60s"),
         (vec!["--duration", "0s"], "--duration"),
         (vec!["--workers", "0"], "--workers"),
-        (vec!["--duration", "5s", "--phases", "a=1s@1"], "cannot be used with"),
+        (
+            vec!["--duration", "5s", "--phases", "a=1s@1"],
+            "cannot be used with",
+        ),
     ] {
         p.cmd()
             .args(["load", "-p", "mini", "-q"])
@@ -242,7 +261,10 @@ fn overload_sheds_late_operations_and_still_reconciles() {
     assert!(flood.shed > 0 && flood.timeouts >= flood.shed, "{flood:?}");
     assert_eq!(flood.errors, 0);
     let ops: u64 = flood.by_kind.iter().map(|k| k.ops).sum();
-    assert_eq!(ops, flood.offered_ops, "every scheduled operation accounted for");
+    assert_eq!(
+        ops, flood.offered_ops,
+        "every scheduled operation accounted for"
+    );
     assert!(outcome.reconciliation.ok(), "{:?}", outcome.reconciliation);
     // The stress SLO fails the run (failures above the limit): `load` would exit 1.
     assert!(!outcome.passed());
@@ -261,7 +283,11 @@ fn absolute_ceilings_gate_values_whose_base_is_zero() {
     let ok = compare(&[set(0.0)], &set(0.0), &t, 1);
     assert_eq!(ok.verdicts[0].status, Status::Unchanged);
     let bad = compare(&[set(0.0)], &set(0.02), &t, 1);
-    assert!(bad.verdicts[0].status.is_regression(), "{:?}", bad.verdicts[0]);
+    assert!(
+        bad.verdicts[0].status.is_regression(),
+        "{:?}",
+        bad.verdicts[0]
+    );
     // With no baseline at all the ceiling still applies.
     let new = compare(&[], &set(0.02), &t, 1);
     assert!(new.verdicts[0].status.is_regression());

@@ -5,38 +5,10 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+mod common;
+
+use common::{git_repo, only_run, perfcheck};
 use serde_json::Value;
-
-fn perfcheck(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("cargo-perfcheck").expect("binary builds");
-    c.current_dir(dir).env_remove("PERFCHECK_SLOW_STAGE");
-    c
-}
-
-/// A git repository with one commit, so profiles in it name a clean commit.
-fn git_repo(dir: &Path) -> String {
-    let repo = git2::Repository::init(dir).expect("git init");
-    std::fs::write(dir.join(".gitignore"), "reports/\n").unwrap();
-    let mut index = repo.index().unwrap();
-    index.add_path(Path::new(".gitignore")).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("t", "t@example.com").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
-        .unwrap()
-        .to_string()
-}
-
-/// The single run folder under `reports`.
-fn only_run(reports: &Path) -> PathBuf {
-    let runs: Vec<_> = std::fs::read_dir(reports)
-        .expect("reports folder exists")
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
-}
 
 fn json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -146,7 +146,9 @@ mod tests {
         assert_eq!(times.len(), 2_000);
         assert_eq!(times[0], 0);
         assert_eq!(times[1], 1_000_000);
-        assert!(times.windows(2).all(|w| (w[1] - w[0]).abs_diff(1_000_000) <= 1));
+        assert!(times
+            .windows(2)
+            .all(|w| (w[1] - w[0]).abs_diff(1_000_000) <= 1));
     }
 
     #[test]

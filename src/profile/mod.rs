@@ -180,7 +180,7 @@ pub fn execute(
     let created = SystemTime::now();
     let created_at = humantime::format_rfc3339_seconds(created).to_string();
     let git = GitInfo::discover(&req.repo_dir);
-    let dir = unique_dir(&req.reports_dir, &run_id(&created_at, git.as_ref()))?;
+    let (_, dir) = crate::run::create_run_dir(&req.reports_dir, &created_at, git.as_ref())?;
     let commit = match &git {
         Some(g) => format!("{}{}", g.short(), if g.dirty { " (dirty)" } else { "" }),
         None => "(no git repository)".into(),
@@ -386,44 +386,4 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
         source: e,
     })?;
     write_file(path, &json)
-}
-
-/// `2026-11-27T06:50:12Z` + commit -> `20261127-065012-1a2b3c4`, like run ids.
-fn run_id(created_at: &str, git: Option<&GitInfo>) -> String {
-    let stamp: String = created_at
-        .chars()
-        .filter(|c| c.is_ascii_digit() || *c == 'T')
-        .collect::<String>()
-        .replace('T', "-");
-    match git {
-        Some(g) => format!("{stamp}-{}", &g.commit[..g.commit.len().min(7)]),
-        None => stamp,
-    }
-}
-
-/// Creates `root/id`, or `root/id-2`, `-3`, ... when runs start in the same second.
-fn unique_dir(root: &Path, id: &str) -> Result<PathBuf, Error> {
-    std::fs::create_dir_all(root).map_err(|e| Error::Io {
-        context: format!("cannot create reports folder {}", root.display()),
-        source: e,
-    })?;
-    let mut n = 1u32;
-    loop {
-        let name = if n == 1 {
-            id.to_owned()
-        } else {
-            format!("{id}-{n}")
-        };
-        let dir = root.join(name);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
-            Err(e) => {
-                return Err(Error::Io {
-                    context: format!("cannot create {}", dir.display()),
-                    source: e,
-                })
-            }
-        }
-    }
 }

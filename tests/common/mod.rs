@@ -144,3 +144,36 @@ impl Project {
         self.path().join("baselines/perfcheck.sqlite")
     }
 }
+
+/// The binary run in `dir`, without the test knobs of the caller's environment.
+pub fn perfcheck(dir: &Path) -> Command {
+    let mut c = Command::cargo_bin("cargo-perfcheck").expect("binary builds");
+    c.current_dir(dir)
+        .env_remove("PERFCHECK_SLOW_STAGE")
+        .env_remove("PERFCHECK_STORE");
+    c
+}
+
+/// Makes `dir` a git repository with one commit (reports/ ignored); returns its sha.
+pub fn git_repo(dir: &Path) -> String {
+    let repo = git2::Repository::init(dir).expect("git init");
+    std::fs::write(dir.join(".gitignore"), "reports/\n").unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new(".gitignore")).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.com").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
+        .unwrap()
+        .to_string()
+}
+
+/// The single run folder under `reports`.
+pub fn only_run(reports: &Path) -> PathBuf {
+    let runs: Vec<_> = std::fs::read_dir(reports)
+        .expect("reports folder exists")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}

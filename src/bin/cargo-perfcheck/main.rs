@@ -4,6 +4,7 @@ mod baseline_cmd;
 mod check_cmd;
 mod load_cmd;
 mod profile_cmd;
+mod progress;
 mod run_cmd;
 mod trend_cmd;
 

@@ -1,6 +1,5 @@
 //! `cargo perfcheck profile`: CPU and heap profiles in passes of their own (no timings).
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -111,18 +110,7 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<ExitCode> {
         repo_dir: std::env::current_dir().context("cannot read the current directory")?,
         slowdown,
     };
-    let quiet = a.quiet;
-    let tty = std::io::stderr().is_terminal();
-    let mut log = |line: &str| {
-        if !quiet {
-            let mut err = std::io::stderr().lock();
-            let _ = if tty {
-                writeln!(err, "\x1b[2m{line}\x1b[0m")
-            } else {
-                writeln!(err, "{line}")
-            };
-        }
-    };
+    let mut log = crate::progress::logger(a.quiet);
     let (record, dir) = execute(&req, &mut log)?;
     print!("{}", summary(&record));
     println!();

@@ -1,6 +1,5 @@
 //! `cargo perfcheck run`: measure workloads, print per-stage tables, write the run record.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -92,18 +91,7 @@ pub fn measure(a: &MeasureArgs, default_profile: &str, cwd: &Path) -> anyhow::Re
         repo_dir: cwd.to_path_buf(),
         slowdown,
     };
-    let quiet = a.quiet;
-    let tty = std::io::stderr().is_terminal();
-    let mut log = |line: &str| {
-        if !quiet {
-            let mut err = std::io::stderr().lock();
-            let _ = if tty {
-                writeln!(err, "\x1b[2m{line}\x1b[0m")
-            } else {
-                writeln!(err, "{line}")
-            };
-        }
-    };
+    let mut log = crate::progress::logger(a.quiet);
     let outcome = execute(&req, &mut log)?;
     print_run(&outcome);
     Ok(outcome)
