@@ -16,12 +16,18 @@ shift $(( $# > 3 ? 3 : $# )) || true
 percents=("$@")
 [ ${#percents[@]} -gt 0 ] || percents=(10 15 20 30 50)
 base_runs=${BASE_RUNS:-3}
+# Extra arguments for every run and check, e.g. WORKLOADS="-w recall".
+read -r -a extra <<< "${WORKLOADS:-}"
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/cargo-perfcheck"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+bindir=$(mktemp -d)
+trap 'rm -rf "$work" "$bindir"' EXIT
+# A private copy outside the work tree: a rebuild during the calibration must not swap the
+# binary under it, and the scratch repository must stay clean.
+cp "$root/target/release/cargo-perfcheck" "$bindir/cargo-perfcheck"
+bin="$bindir/cargo-perfcheck"
 cd "$work"
 git init -q
 printf 'reports/\nbaselines/\n' > .gitignore
@@ -30,7 +36,7 @@ git add -A
 git -c user.name=calibrate -c user.email=c@example.com commit -qm base
 
 for i in $(seq "$base_runs"); do
-  "$bin" run --profile "$profile" --quiet --save --profiles-dir "$root/profiles" > /dev/null
+  "$bin" run --profile "$profile" --quiet --save --profiles-dir "$root/profiles" "${extra[@]}" > /dev/null
 done
 
 trial() { # $1 = label, $2 = slowdown spec or empty
@@ -38,9 +44,9 @@ trial() { # $1 = label, $2 = slowdown spec or empty
   for i in $(seq "$tries"); do
     set +e
     if [ -n "$2" ]; then
-      PERFCHECK_SLOW_STAGE="$2" "$bin" check --profile "$profile" --quiet --profiles-dir "$root/profiles" > out.txt
+      PERFCHECK_SLOW_STAGE="$2" "$bin" check --profile "$profile" --quiet --profiles-dir "$root/profiles" "${extra[@]}" > out.txt
     else
-      "$bin" check --profile "$profile" --quiet --profiles-dir "$root/profiles" > out.txt
+      "$bin" check --profile "$profile" --quiet --profiles-dir "$root/profiles" "${extra[@]}" > out.txt
     fi
     code=$?
     set -e
@@ -54,6 +60,7 @@ trial() { # $1 = label, $2 = slowdown spec or empty
   printf '%-24s exit 1 in %2d/%d, flagged (fail or warn) in %2d/%d\n' "$1" "$fails" "$tries" "$flags" "$tries"
 }
 
+echo "workloads: ${WORKLOADS:-all of the profile}"
 echo "machine: $("$bin" --version) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; profile $profile; $base_runs baseline runs; $tries tries each"
 trial "unchanged" ""
 for p in "${percents[@]}"; do
