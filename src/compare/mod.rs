@@ -216,11 +216,11 @@ pub fn compare(
     // base (an error rate whose base is 0).
     for v in &mut verdicts {
         let limit = thresholds.resolve(&v.metric);
-        if let (Some(max), Some(head), true) = (limit.max, v.head, limit.gate) {
+        if let (Some(max), Some(head)) = (limit.max, v.head) {
             if head > max {
                 v.status = Status::Regression(verdict::Level::Fail);
                 v.note = Some(format!("{head} is above the absolute ceiling max = {max}"));
-            } else if v.status == Status::InsufficientData {
+            } else if matches!(v.status, Status::InsufficientData | Status::Ignored) {
                 v.status = Status::Unchanged;
                 v.note = Some(format!("within the absolute ceiling max = {max}"));
             }

@@ -37,7 +37,8 @@ pub struct Limits {
     /// to the sampling error of timing and single-value metrics. Unused for exact counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<f64>,
-    /// `false` reports the metric without ever flagging it.
+    /// `false` reports the metric without the relative comparison ever flagging it (an
+    /// absolute `max` still applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<bool>,
     /// Fewer samples than this in the head or base run: "insufficient data", never flagged.
@@ -168,7 +169,10 @@ impl Thresholds {
             // Operations over elapsed time: a mean, so every preemption counts; on a shared
             // machine it moved 2-4x between reruns. Reported, not gated, unless opted in.
             MeasureClass::Throughput => (10.0, 25.0, 15.0, false, 0.0),
-            MeasureClass::Value => (10.0, 25.0, 10.0, true, 0.0),
+            // Error rates and heap growth sit near zero (or below it), where a percentage change
+            // is noise: a 48 s window of a load run moved heap growth by 100% between reruns.
+            // They are judged by absolute ceilings (`max`) instead, which apply regardless.
+            MeasureClass::Value => (10.0, 25.0, 10.0, false, 0.0),
         };
         Limit {
             warn,
@@ -446,6 +450,8 @@ mod tests {
             Some(1e6)
         );
         assert_eq!(t.resolve(&name("recall/total/p99_ns")).max, None);
+        // Values near zero are not compared in percent, only against ceilings.
+        assert!(!t.resolve(&name("load/total/heap_growth_bytes_per_hour")).gate);
         let e = Thresholds::from_toml_str("[overrides]\n\"load/*/error_rate\" = { max = nan }")
             .unwrap_err()
             .to_string();

@@ -14,7 +14,7 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::cluster::{dot, kmeans, nearest, KMeansParams};
+use super::cluster::{kmeans, nearest, KMeansParams};
 
 /// One search result: an event id and its cosine similarity to the query.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -470,7 +470,7 @@ impl IvfIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::cluster::normalize;
+    use crate::engine::cluster::{dot, normalize};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 

@@ -24,6 +24,10 @@ const COLORS: [RGBColor; 6] = [
 const BOUNDARY: RGBColor = RGBColor(150, 150, 150);
 
 type Drawn = Result<(), String>;
+/// A line of a chart: name, value of a tick, colour.
+type TickLine = (&'static str, fn(&super::Tick) -> f64, RGBColor);
+/// A latency line: name, percentile of a second, colour, width.
+type LatencyLine = (&'static str, fn(&super::Latency) -> u64, RGBColor, u32);
 
 /// Renders one chart as `<stem>.svg` and `<stem>.png` (the drawing function is generic over
 /// the backend, so it is named twice) and appends both paths to `$out`.
@@ -74,6 +78,24 @@ fn ms(ns: u64) -> f64 {
     (ns.max(1_000)) as f64 / 1e6
 }
 
+/// Milliseconds with as many decimals as the magnitude needs: 250, 12, 1.5, 0.25, 0.012.
+fn ms_label(v: &f64) -> String {
+    let v = *v;
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else if v >= 0.1 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn whole(v: &f64) -> String {
+    format!("{v:.0}")
+}
+
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
@@ -121,7 +143,7 @@ fn latency_over_time<DB: DrawingBackend>(
     c.configure_mesh()
         .x_desc("seconds")
         .y_desc("latency (ms, log)")
-        .y_label_formatter(&|v| format!("{v:.3}"))
+        .y_label_formatter(&ms_label)
         .draw()
         .map_err(err)?;
     for (x, name) in boundaries(run) {
@@ -137,20 +159,21 @@ fn latency_over_time<DB: DrawingBackend>(
         )])
         .map_err(err)?;
     }
-    let series: [(&str, fn(&super::Latency) -> u64); 4] = [
-        ("p50", |l| l.p50_ns),
-        ("p99", |l| l.p99_ns),
-        ("p99.9", |l| l.p999_ns),
-        ("max", |l| l.max_ns),
+    // Slowest first and thinnest, so the lower percentiles stay visible on top (at low rates
+    // p99.9 of one second is its maximum).
+    let series: [LatencyLine; 4] = [
+        ("max", |l| l.max_ns, RGBColor(170, 170, 170), 1),
+        ("p99.9", |l| l.p999_ns, COLORS[2], 1),
+        ("p99", |l| l.p99_ns, COLORS[1], 2),
+        ("p50", |l| l.p50_ns, COLORS[0], 2),
     ];
-    for (i, (name, f)) in series.iter().enumerate() {
-        let color = COLORS[i];
+    for (name, f, color, width) in series {
         c.draw_series(LineSeries::new(
             lat.iter().map(|t| (t.t_s, ms(f(&t.latency)))),
-            color.stroke_width(2),
+            color.stroke_width(width),
         ))
         .map_err(err)?
-        .label(*name)
+        .label(name)
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
     }
     c.configure_series_labels()
@@ -181,6 +204,7 @@ fn throughput<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &Generator
     c.configure_mesh()
         .x_desc("seconds")
         .y_desc("operations per second")
+        .y_label_formatter(&whole)
         .draw()
         .map_err(err)?;
     for (x, name) in boundaries(run) {
@@ -196,18 +220,20 @@ fn throughput<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &Generator
         )])
         .map_err(err)?;
     }
-    let lines: [(&str, fn(&super::Tick) -> f64, RGBColor); 2] = [
-        ("offered", |t| t.offered_ops_per_s, COLORS[5]),
+    let lines: [TickLine; 2] = [
+        ("offered", |t| t.offered_ops_per_s, RGBColor(180, 180, 180)),
         (
             "achieved (ok within timeout)",
             |t| t.achieved_ops_per_s,
             COLORS[0],
         ),
     ];
-    for (name, f, color) in lines {
+    // Offered wide and light underneath, so it stays visible where achieved matches it.
+    for (i, (name, f, color)) in lines.into_iter().enumerate() {
+        let width = if i == 0 { 6 } else { 2 };
         c.draw_series(LineSeries::new(
             run.timeline.iter().map(|t| (t.t_s, f(t))),
-            color.stroke_width(2),
+            color.stroke_width(width),
         ))
         .map_err(err)?
         .label(name)
@@ -226,7 +252,7 @@ fn memory<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &GeneratorResu
     root.fill(&WHITE).map_err(err)?;
     let mib = |b: f64| b / (1024.0 * 1024.0);
     let t_max = run.timeline.last().map_or(1.0, |t| t.t_s).max(1.0);
-    let lines: [(&str, fn(&super::Tick) -> f64, RGBColor); 4] = [
+    let lines: [TickLine; 4] = [
         ("RSS", |t| t.resources.rss_bytes as f64, COLORS[5]),
         ("Rust heap", |t| t.resources.heap_bytes as f64, COLORS[0]),
         (
@@ -291,7 +317,9 @@ fn nines(p: f64) -> f64 {
 
 fn distribution<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &GeneratorResult) -> Drawn {
     root.fill(&WHITE).map_err(err)?;
-    let all = run.phases.iter().chain(std::iter::once(&run.total));
+    // With one phase, `total` is the same curve.
+    let total = (run.phases.len() > 1).then_some(&run.total);
+    let all = run.phases.iter().chain(total);
     let (mut lo, mut hi) = (f64::MAX, 0.01f64);
     for p in all.clone() {
         for &(_, v) in &p.spectrum {
@@ -322,7 +350,7 @@ fn distribution<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &Generat
             4 => "99.99%".into(),
             _ => "99.999%".into(),
         })
-        .y_label_formatter(&|v| format!("{v:.3}"))
+        .y_label_formatter(&ms_label)
         .draw()
         .map_err(err)?;
     for (i, p) in all.enumerate() {
@@ -384,8 +412,9 @@ fn find_max<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &FindMaxResult
         .map_err(err)?;
     c.configure_mesh()
         .x_desc("offered operations per second")
+        .x_label_formatter(&whole)
         .y_desc("latency (ms, log)")
-        .y_label_formatter(&|v| format!("{v:.3}"))
+        .y_label_formatter(&ms_label)
         .draw()
         .map_err(err)?;
     c.draw_series(LineSeries::new(

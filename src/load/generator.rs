@@ -439,20 +439,25 @@ pub fn run(
     let done = Arc::new(tokio::sync::Notify::new());
     let alive = Arc::new(AtomicU64::new(workers as u64));
     for i in 0..workers {
-        let shared = Arc::clone(&shared);
+        let mine = Arc::clone(&shared);
         let (done, alive) = (Arc::clone(&done), Arc::clone(&alive));
         let h = std::thread::Builder::new()
             .name(format!("load-worker-{i}"))
             .spawn(move || {
-                worker(&shared);
+                worker(&mine);
                 resources::retire();
                 if alive.fetch_sub(1, Ordering::AcqRel) == 1 {
                     done.notify_one();
                 }
             })
-            .map_err(|e| Error::Io {
-                context: "cannot start a load worker thread".into(),
-                source: e,
+            .map_err(|e| {
+                // Let the workers already started see an empty, closed queue and end.
+                lock(&shared.queue).closed = true;
+                shared.ready.notify_all();
+                Error::Io {
+                    context: "cannot start a load worker thread".into(),
+                    source: e,
+                }
             })?;
         handles.push(h);
     }

@@ -283,7 +283,7 @@ impl LoadSettings {
             return Err("load.slo.error_rate must be between 0 and 1".into());
         }
         let f = &self.find_max;
-        if !finite_pos(f.start) || !(f.factor.is_finite() && f.factor > 1.0) {
+        if !(finite_pos(f.start) && f.factor.is_finite() && f.factor > 1.0) {
             return Err("load.find_max: start must be above 0 and factor above 1".into());
         }
         if f.step.is_zero() || f.max_steps == 0 {

@@ -19,8 +19,8 @@ use crate::run_cmd::save;
 /// Arguments of `load`.
 #[derive(Args)]
 pub struct LoadArgs {
-    /// Offered operations per second at rate multiple 1 (phases scale with it) [default: the
-    /// profile's `load.rate`].
+    /// Offered operations per second at rate multiple 1 (phases scale with it); with
+    /// --find-max, the first rate tried [default: the profile's `load.rate`].
     #[arg(long, value_name = "OPS", value_parser = parse_rate, allow_negative_numbers = true)]
     rate: Option<f64>,
     /// Run one steady phase of this length at --rate instead of the profile's phases (e.g.
