@@ -451,7 +451,10 @@ mod tests {
         );
         assert_eq!(t.resolve(&name("recall/total/p99_ns")).max, None);
         // Values near zero are not compared in percent, only against ceilings.
-        assert!(!t.resolve(&name("load/total/heap_growth_bytes_per_hour")).gate);
+        assert!(
+            !t.resolve(&name("load/total/heap_growth_bytes_per_hour"))
+                .gate
+        );
         let e = Thresholds::from_toml_str("[overrides]\n\"load/*/error_rate\" = { max = nan }")
             .unwrap_err()
             .to_string();

@@ -21,7 +21,7 @@ pub mod schedule;
 pub mod settings;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -317,7 +317,7 @@ pub fn execute(
     )?;
     let heap_growth = run.as_ref().and_then(|r| heap_growth(r, &settings.phases));
 
-    let (run_id, dir) = new_run_dir(&req.reports_dir, &created_at, git.as_ref())?;
+    let (run_id, dir) = crate::run::create_run_dir(&req.reports_dir, &created_at, git.as_ref())?;
     let slo = judge(&settings, run.as_ref(), heap_growth.as_ref());
     let report = LoadReport {
         schema: LOAD_SCHEMA_VERSION,
@@ -690,49 +690,6 @@ pub fn metrics(r: &LoadReport) -> BTreeMap<String, f64> {
         );
     }
     m
-}
-
-/// Creates `reports/<stamp>-<commit>[-n]` and returns its id and path.
-fn new_run_dir(
-    root: &Path,
-    created_at: &str,
-    git: Option<&GitInfo>,
-) -> Result<(String, PathBuf), Error> {
-    let stamp: String = created_at
-        .chars()
-        .filter(|c| c.is_ascii_digit() || *c == 'T')
-        .collect::<String>()
-        .replace('T', "-");
-    let id = match git {
-        Some(g) => format!("{stamp}-{}-load", &g.commit[..g.commit.len().min(7)]),
-        None => format!("{stamp}-load"),
-    };
-    std::fs::create_dir_all(root).map_err(|e| Error::Io {
-        context: format!("cannot create reports folder {}", root.display()),
-        source: e,
-    })?;
-    for n in 1..10_000 {
-        let name = if n == 1 {
-            id.clone()
-        } else {
-            format!("{id}-{n}")
-        };
-        let dir = root.join(&name);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok((name, dir)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(Error::Io {
-                    context: format!("cannot create {}", dir.display()),
-                    source: e,
-                })
-            }
-        }
-    }
-    Err(Error::Usage(format!(
-        "too many runs named {id} in {}",
-        root.display()
-    )))
 }
 
 /// A soak-length hint for humans: `1h 0m`.

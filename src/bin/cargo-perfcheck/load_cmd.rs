@@ -136,11 +136,7 @@ pub fn run(a: LoadArgs) -> anyhow::Result<ExitCode> {
     };
     let quiet = a.quiet;
     let tty = std::io::stderr().is_terminal();
-    let mut log = |line: &str| {
-        if !quiet {
-            eprintln!("{line}");
-        }
-    };
+    let mut log = crate::progress::logger(quiet);
     let bar = (tty && !quiet).then(|| {
         let b = ProgressBar::new(1_000);
         b.set_style(
