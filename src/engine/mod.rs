@@ -15,11 +15,12 @@
 //!
 //! - **SQLite**: one writer connection behind a mutex plus a bounded pool of read-only
 //!   connections ([`EngineConfig::read_connections`]) on the same WAL-mode file. Readers never
-//!   block the writer or each other; `rerank` reads all its candidates in one read
-//!   transaction on one pooled connection.
+//!   block the writer or each other; `rerank` reads all its candidates with one statement on
+//!   one pooled connection. WAL checkpoints run on a background thread, never inside a
+//!   writer's commit (where SQLite's automatic one would `fsync` under the writer lock).
 //! - **Vector index**: the centroid table behind an `RwLock` that only training takes for
-//!   writing, and one `RwLock` per inverted list. A search locks one list at a time while
-//!   scanning it; a remember locks one list for a single push.
+//!   writing, and one `RwLock` per inverted list (sparse per-dimension postings). A search
+//!   locks one list at a time while scanning it; a remember locks one list for a single push.
 //! - **Recall cache**: an LRU behind a mutex held only for lookups and inserts (results are
 //!   `Arc`s, copied outside the lock). A remember clears it and bumps a generation number; a
 //!   recall stores its result only if no remember happened since it started, so a stale
