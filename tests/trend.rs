@@ -10,12 +10,15 @@ use serde_json::Value;
 fn trend_charts_each_metric_and_marks_the_slowed_commit() {
     let p = Project::new(
         MINI_GATE,
-        Some("[thresholds]\ntime = { warn = 60, fail = 100 }\n"),
+        // A tenfold slowdown against thresholds far inside it: the slowed commit fails (its
+        // interval must clear +100%) and the fix is an improvement (it must clear -30%) even when
+        // a loaded CI machine stretches one run by half.
+        Some("[thresholds]\ntime = { warn = 30, fail = 100 }\n"),
     );
     let first = p.head();
     p.save(None);
     let slow = p.commit("slow");
-    p.save(Some("rerank:400"));
+    p.save(Some("rerank:900"));
     let fixed = p.commit("fixed");
     p.save(None);
     p.commit("no runs here");
@@ -56,8 +59,8 @@ fn trend_charts_each_metric_and_marks_the_slowed_commit() {
         .collect();
     assert_eq!(commits, vec![first.as_str(), slow.as_str(), fixed.as_str()]);
     assert!(points[0]["status"].is_null());
-    assert_eq!(points[1]["status"], "fail");
-    assert_eq!(points[2]["status"], "improvement");
+    assert_eq!(points[1]["status"], "fail", "{}", points[1]);
+    assert_eq!(points[2]["status"], "improvement", "{}", points[2]);
     for pt in points {
         let (lo, v, hi) = (
             pt["low"].as_f64().unwrap(),
