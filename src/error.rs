@@ -53,6 +53,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A paired A/B session could not build or run one of its sides.
+    #[error("check --ab: {0}")]
+    Paired(String),
     /// A run record could not be encoded or decoded.
     #[error("{context}: {source}")]
     Json {

@@ -49,6 +49,11 @@ impl Repo {
             .map(|repo| Repo { repo })
     }
 
+    /// The working tree's root; `None` for a bare repository.
+    pub fn workdir(&self) -> Option<&Path> {
+        self.repo.workdir()
+    }
+
     /// HEAD's commit, branch and dirty flag; `None` before the first commit.
     pub fn info(&self) -> Option<GitInfo> {
         let head = self.repo.head().ok()?;

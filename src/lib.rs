@@ -5,6 +5,7 @@
 //! stage; [`run`] assembles a [`record::RunRecord`] and [`report`] renders it.
 #![deny(missing_docs)]
 
+pub mod ab;
 pub mod baseline;
 pub mod check;
 pub mod compare;

@@ -218,6 +218,7 @@ fn fixture() -> Comparison {
         seed: 42,
         counts,
         verdicts,
+        paired: None,
     }
 }
 

@@ -16,6 +16,7 @@
 //! reproducible and a metric's result does not depend on which other metrics exist.
 
 pub mod fdr;
+pub mod paired;
 pub mod stats;
 pub mod thresholds;
 pub mod verdict;
@@ -23,6 +24,7 @@ pub mod verdict;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{Metric, MetricKind, MetricName, MetricSet, RunInfo, Statistic};
+pub use paired::compare_paired;
 use stats::{BlockSamples, Estimate, RunStat};
 pub use thresholds::{Limit, Limits, ThresholdError, Thresholds};
 pub use verdict::{Level, Status, Verdict};
@@ -98,6 +100,19 @@ pub struct Comparison {
     pub counts: Counts,
     /// One verdict per metric: head order, then metrics missing from head.
     pub verdicts: Vec<Verdict>,
+    /// Set when base and head ran interleaved in one session (`check --ab`); `head` is then
+    /// the first head run and `base` the base runs in round order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<PairedInfo>,
+}
+
+/// How a paired A/B comparison was made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairedInfo {
+    /// Rounds of one base and one head run each, in alternating order.
+    pub rounds: usize,
+    /// All head runs in round order.
+    pub head_runs: Vec<RunInfo>,
 }
 
 impl Comparison {
@@ -183,27 +198,48 @@ pub fn compare(
             MetricKind::Timing | MetricKind::Single => {
                 if let Some(e) = statistical(&mut v, &bases, m, &limit, thresholds, seed) {
                     let ci = e.interval(thresholds.confidence);
-                    v.ci_low = Some(ci.0);
-                    v.ci_high = Some(ci.1);
-                    let too_fast =
-                        m.unit() == crate::metrics::Unit::Nanoseconds && e.base < limit.min_ns;
-                    if limit.gate && !too_fast {
+                    if interval_and_gate(&mut v, ci, &limit) {
                         tested.push((verdicts.len(), v.p_value.unwrap_or(1.0), ci));
-                    } else {
-                        v.status = Status::Ignored;
-                        if too_fast && limit.gate {
-                            v.note = Some(format!(
-                                "base {:.0}ns is below min_ns = {:.0}: too short to gate",
-                                e.base, limit.min_ns
-                            ));
-                        }
                     }
                 }
             }
         }
         verdicts.push(v);
     }
+    finish(verdicts, tested, base, head, thresholds, seed, None)
+}
 
+/// Records a statistical verdict's interval; returns whether the metric is gated (it then joins
+/// the false-discovery-controlled tests), else marks it ignored and says why.
+fn interval_and_gate(v: &mut Verdict, ci: (f64, f64), limit: &Limit) -> bool {
+    v.ci_low = Some(ci.0);
+    v.ci_high = Some(ci.1);
+    let base = v.base.unwrap_or(0.0);
+    let too_fast = v.unit == crate::metrics::Unit::Nanoseconds && base < limit.min_ns;
+    if limit.gate && !too_fast {
+        return true;
+    }
+    v.status = Status::Ignored;
+    if too_fast && limit.gate {
+        v.note = Some(format!(
+            "base {base:.0}ns is below min_ns = {:.0}: too short to gate",
+            limit.min_ns
+        ));
+    }
+    false
+}
+
+/// The steps every comparison ends with: Benjamini-Hochberg over the gated tests (verdict
+/// index, p-value, interval), absolute ceilings, metrics only the baselines have, the tally.
+fn finish(
+    mut verdicts: Vec<Verdict>,
+    tested: Vec<(usize, f64, (f64, f64))>,
+    base: &[MetricSet],
+    head: &MetricSet,
+    thresholds: &Thresholds,
+    seed: u64,
+    paired: Option<PairedInfo>,
+) -> Comparison {
     let q = fdr::bh_adjust(&tested.iter().map(|t| t.1).collect::<Vec<_>>());
     let alpha = 1.0 - thresholds.confidence;
     for (&(i, _, ci), q) in tested.iter().zip(q) {
@@ -251,6 +287,7 @@ pub fn compare(
         seed,
         counts: Counts::of(&verdicts),
         verdicts,
+        paired,
     }
 }
 

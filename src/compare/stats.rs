@@ -267,6 +267,83 @@ fn erfc(x: f64) -> f64 {
     }
 }
 
+/// Student's t upper tail P(T > t) with `df` degrees of freedom (integer, at least 1): the
+/// exact finite sums of Abramowitz & Stegun 26.7.3-4, so no special-function crate is needed.
+pub fn student_sf(t: f64, df: usize) -> f64 {
+    if t.is_nan() {
+        return f64::NAN;
+    }
+    let df = df.max(1);
+    let theta = (t.abs() / (df as f64).sqrt()).atan();
+    let (s, c) = theta.sin_cos();
+    let c2 = c * c;
+    // A = P(|T| < |t|).
+    let a = if df % 2 == 1 {
+        let mut sum = 0.0;
+        if df > 1 {
+            let mut term = c;
+            sum = term;
+            let mut k = 2;
+            while k < df - 1 {
+                term *= c2 * k as f64 / (k + 1) as f64;
+                sum += term;
+                k += 2;
+            }
+        }
+        2.0 / std::f64::consts::PI * (theta + s * sum)
+    } else {
+        let mut term = 1.0;
+        let mut sum = 1.0;
+        let mut k = 1;
+        while k < df - 1 {
+            term *= c2 * k as f64 / (k + 1) as f64;
+            sum += term;
+            k += 2;
+        }
+        s * sum
+    };
+    let upper = (1.0 - a) / 2.0;
+    if t >= 0.0 {
+        upper
+    } else {
+        1.0 - upper
+    }
+}
+
+/// Quantile of Student's t with `df` degrees of freedom, by bisection on [`student_sf`]
+/// (a few microseconds; called once per metric).
+pub fn student_quantile(p: f64, df: usize) -> f64 {
+    if !(0.0..=1.0).contains(&p) || p.is_nan() {
+        return f64::NAN;
+    }
+    if p == 0.5 {
+        return 0.0;
+    }
+    if p < 0.5 {
+        return -student_quantile(1.0 - p, df);
+    }
+    let target = 1.0 - p;
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    while student_sf(hi, df) > target {
+        hi *= 2.0;
+        if hi > 1e12 {
+            return f64::INFINITY;
+        }
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if student_sf(mid, df) > target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo <= 1e-12 * hi {
+            break;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// Quantile of the standard normal (Acklam's algorithm, relative error below 1.2e-9).
 pub fn normal_quantile(p: f64) -> f64 {
     const A: [f64; 6] = [
@@ -323,6 +400,28 @@ pub fn normal_quantile(p: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::metrics::statistic_of;
+
+    #[test]
+    fn student_t_matches_published_tables() {
+        // Critical values from standard t tables (two-sided 95% and 99%).
+        for (df, p, t) in [
+            (1, 0.975, 12.706),
+            (2, 0.975, 4.303),
+            (4, 0.995, 4.604),
+            (5, 0.975, 2.571),
+            (9, 0.975, 2.262),
+            (9, 0.995, 3.250),
+            (30, 0.995, 2.750),
+        ] {
+            let q = student_quantile(p, df);
+            assert!((q - t).abs() < 2e-3, "t({df}, {p}) = {q}, table {t}");
+            assert!((student_sf(t, df) - (1.0 - p)).abs() < 1e-4);
+        }
+        assert_eq!(student_sf(0.0, 7), 0.5);
+        assert!((student_sf(-2.262, 9) - 0.975).abs() < 1e-4);
+        // Many degrees of freedom: the normal distribution.
+        assert!((student_quantile(0.995, 20_000) - normal_quantile(0.995)).abs() < 1e-3);
+    }
 
     /// Log-normal samples around `median` with log-sd `sigma` (timings are right-skewed).
     fn lognormal(rng: &mut ChaCha8Rng, n: usize, median: f64, sigma: f64) -> Vec<u64> {

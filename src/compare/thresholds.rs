@@ -4,6 +4,7 @@
 //! ```toml
 //! [thresholds]
 //! confidence = 0.99            # interval level; false discovery rate = 1 - confidence
+//! paired_noise = 1             # percent; drift between interleaved runs of `check --ab`
 //! time = { warn = 5, fail = 10, noise = 10 }   # percent; noise = run-to-run drift (1 sd)
 //! allocs = { warn = 1, fail = 5 }
 //!
@@ -83,6 +84,10 @@ pub struct Thresholds {
     pub confidence: f64,
     /// Bootstrap resamples per run and metric (more: steadier intervals, slower check).
     pub resamples: usize,
+    /// Drift floor, percent, between the interleaved runs of one paired A/B session (`check
+    /// --ab`): far below `noise`, since base and head share the machine's state minute by
+    /// minute; the spread the pairs show widens it.
+    pub paired_noise: f64,
     /// Median wall time per operation (`wall_ns`).
     pub time: Limits,
     /// Median thread CPU time per operation (`cpu_ns`).
@@ -106,6 +111,7 @@ impl Default for Thresholds {
         Thresholds {
             confidence: 0.99,
             resamples: 300,
+            paired_noise: 1.0,
             time: Limits::default(),
             cpu: Limits::default(),
             percentile: Limits::default(),
@@ -231,6 +237,15 @@ impl Thresholds {
             return Err(ThresholdError::new(
                 "resamples",
                 format!("{} is out of range: expected 20 to 100000", self.resamples),
+            ));
+        }
+        if !(self.paired_noise.is_finite() && (0.0..=100.0).contains(&self.paired_noise)) {
+            return Err(ThresholdError::new(
+                "paired_noise",
+                format!(
+                    "{} is not usable: expected a percentage from 0 to 100, e.g. 1",
+                    self.paired_noise
+                ),
             ));
         }
         for class in MeasureClass::ALL {

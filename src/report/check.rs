@@ -202,12 +202,16 @@ pub fn terminal(c: &Comparison, color: bool, all: bool) -> String {
     };
     let _ = writeln!(
         out,
-        "{} {}: {} | head {} vs base {} | {}% confidence",
+        "{} {}: {} | head {} vs base {}{} | {}% confidence",
         paint(BOLD, "perfcheck check"),
         verdict_word,
         summary(c),
         c.head.short(),
         base_label(&c.base, false),
+        c.paired
+            .as_ref()
+            .map(|p| format!(" | paired A/B, {} rounds", p.rounds))
+            .unwrap_or_default(),
         confidence_pct(c),
     );
     let rows: Vec<&Verdict> = if all {
@@ -397,14 +401,31 @@ pub fn markdown(c: &Comparison) -> String {
         md_escape(&c.head.profile),
         md_escape(&c.head.machine),
     );
-    let _ = writeln!(
-        out,
-        "Timings: median per run, {}% intervals with run-to-run noise, false discovery rate {}% \
-         (Benjamini-Hochberg); allocations compared exactly. Flagged only when clear *and* the \
-         whole interval is beyond the threshold.",
-        confidence_pct(c),
-        trim(100.0 * (1.0 - c.confidence)),
-    );
+    match &c.paired {
+        None => {
+            let _ = writeln!(
+                out,
+                "Timings: median per run, {}% intervals with run-to-run noise, false discovery \
+                 rate {}% (Benjamini-Hochberg); allocations compared exactly. Flagged only when \
+                 clear *and* the whole interval is beyond the threshold.",
+                confidence_pct(c),
+                trim(100.0 * (1.0 - c.confidence)),
+            );
+        }
+        Some(p) => {
+            let _ = writeln!(
+                out,
+                "Paired A/B: base and head built from their commits and run alternately, {} \
+                 rounds in one session. Timings: per-round change of the run medians, {}% \
+                 t intervals, false discovery rate {}% (Benjamini-Hochberg); allocations \
+                 compared exactly. Flagged only when clear *and* the whole interval is beyond \
+                 the threshold.",
+                p.rounds,
+                confidence_pct(c),
+                trim(100.0 * (1.0 - c.confidence)),
+            );
+        }
+    }
     out
 }
 

@@ -28,7 +28,11 @@ impl Project {
         if let Some(c) = config {
             std::fs::write(dir.path().join("perfcheck.toml"), c).unwrap();
         }
-        std::fs::write(dir.path().join(".gitignore"), "reports/\nbaselines/\n").unwrap();
+        std::fs::write(
+            dir.path().join(".gitignore"),
+            "reports/\nbaselines/\ntarget/\n",
+        )
+        .unwrap();
         let p = Project { dir, repo };
         p.commit("init");
         p
@@ -88,6 +92,8 @@ impl Project {
             .env_remove("PERFCHECK_TEST_HOLD_SAVE")
             .env_remove("GITHUB_ACTIONS")
             .env_remove("GITHUB_STEP_SUMMARY")
+            // `check --ab` keeps its worktree under the target dir: this project's own.
+            .env("CARGO_TARGET_DIR", self.path().join("target"))
             .env("NO_COLOR", "1");
         c
     }

@@ -20,11 +20,11 @@ use crate::run_cmd::{measure, save, MeasureArgs};
 #[derive(Args)]
 pub struct CheckArgs {
     #[command(flatten)]
-    measure: MeasureArgs,
+    pub measure: MeasureArgs,
     /// Compare with the runs stored for this revision (default: the nearest first-parent
     /// ancestor, from the merge-base with the default branch, that has runs).
     #[arg(long, value_name = "REV")]
-    base: Option<String>,
+    pub base: Option<String>,
     /// Check this run.json instead of running the profile.
     #[arg(long, value_name = "FILE")]
     run_file: Option<PathBuf>,
@@ -42,13 +42,29 @@ pub struct CheckArgs {
     save: bool,
     /// List every metric in the terminal, not only the changed ones.
     #[arg(long)]
-    all: bool,
+    pub all: bool,
+    /// Paired A/B: build the base revision (--base, else the merge-base with the default
+    /// branch) in a git worktree and run base and head alternately in this session, instead
+    /// of reading stored baselines. Much less noise; costs a build and 2 x --rounds runs.
+    #[arg(long, conflicts_with_all = ["run_file", "save", "include_dirty_baselines", "fail_without_baseline", "store"])]
+    pub ab: bool,
+    /// Rounds of a paired A/B check, one base and one head run each.
+    #[arg(long, value_name = "N", default_value_t = 5, requires = "ab",
+          value_parser = clap::value_parser!(u32).range(2..=200))]
+    pub rounds: u32,
+    /// With --ab: use this cargo-perfcheck binary as the base side instead of building the
+    /// base revision (for example one that CI built or cached earlier).
+    #[arg(long, value_name = "FILE", requires = "ab")]
+    pub base_bin: Option<PathBuf>,
 }
 
 /// Runs the `check` subcommand; exit 0 = no regression, 1 = regression, 2 = error.
 pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let project = ProjectConfig::load(&cwd)?;
+    if a.ab {
+        return crate::ab_cmd::run(&a, &project, &cwd);
+    }
     let store_path = project.store_path(a.store.as_deref());
     // A missing store is the normal first run: no baseline, and no file created unless saving.
     let mut store = if a.save || store_path.exists() {
@@ -161,12 +177,12 @@ fn no_baseline_markdown(why: &NoBaseline, head: &RunRecord, fail: bool) -> Strin
     )
 }
 
-fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+pub fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Appends the report to the job summary and prints annotations, when on GitHub Actions.
-fn publish_to_github(markdown: &str, annotations: &str) -> anyhow::Result<()> {
+pub fn publish_to_github(markdown: &str, annotations: &str) -> anyhow::Result<()> {
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
         let mut f = std::fs::OpenOptions::new()
             .create(true)

@@ -1,5 +1,6 @@
 //! `cargo perfcheck`: argument parsing and dispatch over the perfcheck library.
 
+mod ab_cmd;
 mod baseline_cmd;
 mod check_cmd;
 mod load_cmd;

@@ -1,0 +1,161 @@
+//! `cargo perfcheck check --ab`: the paired A/B gate (build the base, interleave the runs).
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use perfcheck::ab::{self, session};
+use perfcheck::check::metric_set;
+use perfcheck::compare::compare_paired;
+use perfcheck::git::{short_sha, Repo};
+use perfcheck::project::ProjectConfig;
+use perfcheck::report::check as render;
+use perfcheck::Error;
+
+use crate::check_cmd::{publish_to_github, write_file, CheckArgs};
+
+/// Runs a paired A/B check; exit 0 = no regression, 1 = regression, 2 = error.
+pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result<ExitCode> {
+    let mut log = crate::progress::logger(a.measure.quiet);
+    let repo = Repo::discover(cwd).ok_or_else(|| {
+        Error::Usage("--ab needs a git repository: the base is built from a commit".into())
+    })?;
+    let head = repo.info().ok_or_else(|| {
+        Error::Usage("--ab: the repository has no commit yet to build a base from".into())
+    })?;
+    let root = repo
+        .workdir()
+        .ok_or_else(|| Error::Usage("--ab: a bare repository has no working tree".into()))?
+        .to_path_buf();
+    let base = match &a.base {
+        Some(rev) => repo.resolve(rev, "--base")?,
+        None => {
+            let branch = repo.default_branch(project.check.default_branch.as_deref());
+            repo.search_start(&head.commit, branch.as_deref())
+        }
+    };
+    if base == head.commit && !head.dirty {
+        log(&format!(
+            "note: the base is HEAD ({}) and the tree is clean: an A/A check, which measures \
+             the noise floor",
+            short_sha(&base)
+        ));
+    }
+
+    let work = ab::work_dir(&root);
+    let worktree = work.join("src");
+    log(&format!(
+        "checking out base {} in {}",
+        short_sha(&base),
+        worktree.display()
+    ));
+    ab::worktree::checkout(&root, &base, &worktree)?;
+    let base_bin = match &a.base_bin {
+        Some(bin) => {
+            if !bin.is_file() {
+                return Err(Error::Usage(format!(
+                    "--base-bin {}: no such file (expected a cargo-perfcheck binary)",
+                    bin.display()
+                ))
+                .into());
+            }
+            bin.canonicalize()
+                .with_context(|| format!("--base-bin {}", bin.display()))?
+        }
+        None => {
+            log("building the base (release); later checks reuse this build folder");
+            ab::build::build_base(&worktree, &work.join("target"))?
+        }
+    };
+    let head_bin = std::env::current_exe().context("cannot find the running binary")?;
+
+    let profile = a
+        .measure
+        .profile
+        .clone()
+        .unwrap_or_else(|| project.check.profile.clone());
+    let absolute = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        }
+    };
+    // Both sides must read the same profile: the head's, by absolute path.
+    let mut run_args: Vec<OsString> = vec!["--profile".into()];
+    let as_path = Path::new(&profile);
+    run_args.push(if profile.ends_with(".toml") && as_path.exists() {
+        absolute(as_path).into_os_string()
+    } else {
+        profile.clone().into()
+    });
+    run_args.push("--profiles-dir".into());
+    run_args.push(absolute(&a.measure.profiles_dir).into_os_string());
+    for w in &a.measure.workloads {
+        run_args.push("--workload".into());
+        run_args.push(w.name().into());
+    }
+
+    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let (_, out_dir) = perfcheck::run::create_run_dir(
+        &absolute(&a.measure.reports_dir).join("ab"),
+        &created,
+        Some(&head),
+    )?;
+    let plan = session::Plan {
+        base: session::Side {
+            label: "base",
+            bin: base_bin,
+            dir: worktree,
+            env_remove: vec!["PERFCHECK_SLOW_STAGE"],
+        },
+        head: session::Side {
+            label: "head",
+            bin: head_bin,
+            dir: cwd.to_path_buf(),
+            env_remove: Vec::new(),
+        },
+        rounds: a.rounds as usize,
+        run_args,
+        out_dir: out_dir.clone(),
+    };
+    log(&format!(
+        "paired A/B: base {} vs head {}{}, profile {profile}, {} rounds",
+        short_sha(&base),
+        short_sha(&head.commit),
+        if head.dirty { " (dirty)" } else { "" },
+        plan.rounds
+    ));
+    let rounds = session::run(&plan, &mut log)?;
+    let base_sets = rounds
+        .base
+        .iter()
+        .map(metric_set)
+        .collect::<Result<Vec<_>, _>>()?;
+    let head_sets = rounds
+        .head
+        .iter()
+        .map(metric_set)
+        .collect::<Result<Vec<_>, _>>()?;
+    let comparison = compare_paired(
+        &base_sets,
+        &head_sets,
+        &project.thresholds,
+        project.check.seed,
+    );
+
+    println!();
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    print!("{}", render::terminal(&comparison, color, a.all));
+    let md = render::markdown(&comparison);
+    write_file(&out_dir.join("check.md"), &md)?;
+    write_file(&out_dir.join("check.json"), &render::json(&comparison))?;
+    publish_to_github(&md, &render::annotations(&comparison))?;
+    println!(
+        "check report: {} (and check.json; the runs are in base-N/ and head-N/ beside it)",
+        out_dir.join("check.md").display()
+    );
+    Ok(ExitCode::from(comparison.exit_code() as u8))
+}
