@@ -8,6 +8,10 @@
 # (PERFCHECK_SLOW_STAGE). It prints, per setting, how many checks failed (exit 1) and how many
 # flagged anything (fail or warn). Defaults: 20 tries, profile quick, stage vector_search,
 # slowdowns 10 15 20 30 50.
+#
+# AB=1 calibrates the paired gate instead: no stored baselines; each check is
+# `check --ab --rounds ${ROUNDS:-5}` with this same binary as the base side (--base-bin), so
+# the two sides differ only by the slowdown knob (which reaches the head side only).
 set -euo pipefail
 tries=${1:-20}
 profile=${2:-quick}
@@ -30,11 +34,17 @@ cp "$root/target/release/cargo-perfcheck" "$bindir/cargo-perfcheck"
 bin="$bindir/cargo-perfcheck"
 cd "$work"
 git init -q
-printf 'reports/\nbaselines/\n' > .gitignore
+printf 'reports/\nbaselines/\ntarget/\n' > .gitignore
+unset CARGO_TARGET_DIR
+ab=${AB:-0}
+rounds=${ROUNDS:-5}
+checkargs=(check --profile "$profile" --quiet --profiles-dir "$root/profiles" "${extra[@]}")
+[ "$ab" = 1 ] && checkargs+=(--ab --base HEAD --base-bin "$bin" --rounds "$rounds")
 [ -f "$root/perfcheck.toml" ] && cp "$root/perfcheck.toml" .
 git add -A
 git -c user.name=calibrate -c user.email=c@example.com commit -qm base
 
+[ "$ab" = 1 ] && base_runs=0
 for i in $(seq "$base_runs"); do
   "$bin" run --profile "$profile" --quiet --save --profiles-dir "$root/profiles" "${extra[@]}" > /dev/null
 done
@@ -44,9 +54,9 @@ trial() { # $1 = label, $2 = slowdown spec or empty
   for i in $(seq "$tries"); do
     set +e
     if [ -n "$2" ]; then
-      PERFCHECK_SLOW_STAGE="$2" "$bin" check --profile "$profile" --quiet --profiles-dir "$root/profiles" "${extra[@]}" > out.txt
+      PERFCHECK_SLOW_STAGE="$2" "$bin" "${checkargs[@]}" > out.txt
     else
-      "$bin" check --profile "$profile" --quiet --profiles-dir "$root/profiles" "${extra[@]}" > out.txt
+      "$bin" "${checkargs[@]}" > out.txt
     fi
     code=$?
     set -e
@@ -61,7 +71,8 @@ trial() { # $1 = label, $2 = slowdown spec or empty
 }
 
 echo "workloads: ${WORKLOADS:-all of the profile}"
-echo "machine: $("$bin" --version) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; profile $profile; $base_runs baseline runs; $tries tries each"
+if [ "$ab" = 1 ]; then how="paired A/B, $rounds rounds"; else how="$base_runs baseline runs"; fi
+echo "machine: $("$bin" --version) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; profile $profile; $how; $tries tries each"
 trial "unchanged" ""
 for p in "${percents[@]}"; do
   trial "$stage +$p%" "$stage:$p"
