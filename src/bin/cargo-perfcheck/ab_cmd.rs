@@ -1,7 +1,6 @@
 //! `cargo perfcheck check --ab`: the paired A/B gate (build the base, interleave the runs).
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -11,10 +10,9 @@ use perfcheck::check::metric_set;
 use perfcheck::compare::compare_paired;
 use perfcheck::git::{short_sha, Repo};
 use perfcheck::project::ProjectConfig;
-use perfcheck::report::check as render;
 use perfcheck::Error;
 
-use crate::check_cmd::{publish_to_github, write_file, CheckArgs};
+use crate::check_cmd::{report, CheckArgs};
 
 /// Runs a paired A/B check; exit 0 = no regression, 1 = regression, 2 = error.
 pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result<ExitCode> {
@@ -147,15 +145,11 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
     );
 
     println!();
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!("{}", render::terminal(&comparison, color, a.all));
-    let md = render::markdown(&comparison);
-    write_file(&out_dir.join("check.md"), &md)?;
-    write_file(&out_dir.join("check.json"), &render::json(&comparison))?;
-    publish_to_github(&md, &render::annotations(&comparison))?;
-    println!(
-        "check report: {} (and check.json; the runs are in base-N/ and head-N/ beside it)",
-        out_dir.join("check.md").display()
-    );
-    Ok(ExitCode::from(comparison.exit_code() as u8))
+    let code = report(
+        &comparison,
+        &out_dir,
+        a.all,
+        "; the runs are in base-N/ and head-N/ beside it",
+    )?;
+    Ok(ExitCode::from(code as u8))
 }

@@ -9,6 +9,7 @@ use clap::Args;
 use perfcheck::baseline::select::NoBaseline;
 use perfcheck::baseline::sqlite::SqliteStore;
 use perfcheck::check::{check, CheckOutcome};
+use perfcheck::compare::Comparison;
 use perfcheck::git::{short_sha, Repo};
 use perfcheck::project::ProjectConfig;
 use perfcheck::record::RunRecord;
@@ -22,7 +23,8 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub measure: MeasureArgs,
     /// Compare with the runs stored for this revision (default: the nearest first-parent
-    /// ancestor, from the merge-base with the default branch, that has runs).
+    /// ancestor, from the merge-base with the default branch, that has runs). With --ab: the
+    /// revision to build as the base (default: the merge-base).
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
     /// Check this run.json instead of running the profile.
@@ -109,7 +111,6 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
             comparison,
             baseline,
         } => {
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             if baseline.distance > 0 {
                 println!(
                     "baseline: {} ({} commits before the merge-base), {} run(s)",
@@ -118,16 +119,7 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
                     baseline.runs.len()
                 );
             }
-            print!("{}", render::terminal(&comparison, color, a.all));
-            let md = render::markdown(&comparison);
-            write_file(&dir.join("check.md"), &md)?;
-            write_file(&dir.join("check.json"), &render::json(&comparison))?;
-            publish_to_github(&md, &render::annotations(&comparison))?;
-            println!(
-                "check report: {} (and check.json)",
-                dir.join("check.md").display()
-            );
-            comparison.exit_code()
+            report(&comparison, &dir, a.all, "")?
         }
         CheckOutcome::NoBaseline(why) => {
             println!("no baseline: {why}");
@@ -177,12 +169,33 @@ fn no_baseline_markdown(why: &NoBaseline, head: &RunRecord, fail: bool) -> Strin
     )
 }
 
-pub fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Prints the verdict table, writes check.md and check.json into `dir`, publishes to GitHub
+/// when running there, and returns the exit code. `where_runs` ends the report line.
+pub fn report(
+    comparison: &Comparison,
+    dir: &Path,
+    all: bool,
+    where_runs: &str,
+) -> anyhow::Result<i32> {
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    print!("{}", render::terminal(comparison, color, all));
+    let md = render::markdown(comparison);
+    write_file(&dir.join("check.md"), &md)?;
+    write_file(&dir.join("check.json"), &render::json(comparison))?;
+    publish_to_github(&md, &render::annotations(comparison))?;
+    println!(
+        "check report: {} (and check.json{where_runs})",
+        dir.join("check.md").display()
+    );
+    Ok(comparison.exit_code())
+}
+
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Appends the report to the job summary and prints annotations, when on GitHub Actions.
-pub fn publish_to_github(markdown: &str, annotations: &str) -> anyhow::Result<()> {
+fn publish_to_github(markdown: &str, annotations: &str) -> anyhow::Result<()> {
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
