@@ -43,6 +43,34 @@ pub struct RunRecord {
     pub extra_metrics: std::collections::BTreeMap<String, f64>,
 }
 
+impl RunRecord {
+    /// A record made by this process: schema, tool version, machine fingerprint and allocator
+    /// state filled in from here.
+    pub fn new(
+        run_id: String,
+        created_at: String,
+        git: Option<GitInfo>,
+        profile: Profile,
+        slowdown: Option<String>,
+        workloads: Vec<WorkloadResult>,
+        extra_metrics: std::collections::BTreeMap<String, f64>,
+    ) -> RunRecord {
+        RunRecord {
+            schema: SCHEMA_VERSION,
+            run_id,
+            created_at,
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            git,
+            machine: Machine::current(),
+            profile,
+            counting_allocator: crate::stage::counting_allocator_installed(),
+            slowdown,
+            workloads,
+            extra_metrics,
+        }
+    }
+}
+
 /// What one workload measured.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WorkloadResult {

@@ -7,8 +7,7 @@ use crate::config::Profile;
 use crate::engine::corpus::Corpus;
 use crate::error::Error;
 use crate::git::GitInfo;
-use crate::machine::Machine;
-use crate::record::{RunRecord, SCHEMA_VERSION};
+use crate::record::RunRecord;
 use crate::stage;
 use crate::workload::runner::run_workload;
 use crate::workload::Workload;
@@ -43,8 +42,7 @@ pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome
     } else {
         req.workloads.clone()
     };
-    let created = SystemTime::now();
-    let created_at = humantime::format_rfc3339_seconds(created).to_string();
+    let created_at = now_rfc3339();
     let git = GitInfo::discover(&req.repo_dir);
 
     stage::set_slowdown(req.slowdown.as_ref().map(|(s, p)| (s.as_str(), *p)));
@@ -60,21 +58,22 @@ pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome
     stage::set_slowdown(None);
 
     let (run_id, dir) = create_run_dir(&req.reports_dir, &created_at, git.as_ref())?;
-    let record = RunRecord {
-        schema: SCHEMA_VERSION,
+    let record = RunRecord::new(
         run_id,
         created_at,
-        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         git,
-        machine: Machine::current(),
-        profile: req.profile.clone(),
-        counting_allocator: stage::counting_allocator_installed(),
-        slowdown: req.slowdown.as_ref().map(|(s, p)| format!("{s}:{p}")),
-        workloads: results,
-        extra_metrics: Default::default(),
-    };
+        req.profile.clone(),
+        req.slowdown.as_ref().map(|(s, p)| format!("{s}:{p}")),
+        results,
+        Default::default(),
+    );
     record.write(&dir.join("run.json"))?;
     Ok(RunOutcome { record, dir })
+}
+
+/// The current UTC time, RFC 3339 to the second: the `created_at` of records and reports.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
 /// Creates the report folder of a run that started at `created_at` (RFC 3339) on `git`'s

@@ -23,7 +23,7 @@ pub mod settings;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,8 +37,7 @@ use crate::engine::corpus::Corpus;
 use crate::engine::{ConsolidateOptions, Engine};
 use crate::error::Error;
 use crate::git::GitInfo;
-use crate::machine::Machine;
-use crate::record::{RunRecord, SCHEMA_VERSION};
+use crate::record::RunRecord;
 
 /// Version of `load.json`.
 pub const LOAD_SCHEMA_VERSION: u32 = 1;
@@ -226,8 +225,7 @@ pub fn execute(
         message: m,
     })?;
     let mix = req.profile.mix.clone();
-    let created = SystemTime::now();
-    let created_at = humantime::format_rfc3339_seconds(created).to_string();
+    let created_at = crate::run::now_rfc3339();
     let git = GitInfo::discover(&req.repo_dir);
 
     log(&format!(
@@ -334,19 +332,15 @@ pub fn execute(
     };
     let mut profile = req.profile.clone();
     profile.load = Some(settings);
-    let record = RunRecord {
-        schema: SCHEMA_VERSION,
+    let record = RunRecord::new(
         run_id,
         created_at,
-        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         git,
-        machine: Machine::current(),
         profile,
-        counting_allocator: crate::stage::counting_allocator_installed(),
-        slowdown: None,
-        workloads: Vec::new(),
-        extra_metrics: metrics(&report),
-    };
+        None,
+        Vec::new(),
+        metrics(&report),
+    );
     record.write(&dir.join("run.json"))?;
     let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Json {
         context: "cannot encode load.json".into(),

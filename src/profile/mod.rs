@@ -177,8 +177,7 @@ pub fn execute(
     } else {
         req.workloads.clone()
     };
-    let created = SystemTime::now();
-    let created_at = humantime::format_rfc3339_seconds(created).to_string();
+    let created_at = crate::run::now_rfc3339();
     let git = GitInfo::discover(&req.repo_dir);
     let (_, dir) = crate::run::create_run_dir(&req.reports_dir, &created_at, git.as_ref())?;
     let commit = match &git {

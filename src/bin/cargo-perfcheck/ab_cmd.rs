@@ -96,10 +96,9 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
         run_args.push(w.name().into());
     }
 
-    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let (_, out_dir) = perfcheck::run::create_run_dir(
         &absolute(&a.measure.reports_dir).join("ab"),
-        &created,
+        &perfcheck::run::now_rfc3339(),
         Some(&head),
     )?;
     let plan = session::Plan {

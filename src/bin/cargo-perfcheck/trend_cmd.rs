@@ -69,8 +69,7 @@ pub fn run(a: TrendArgs) -> anyhow::Result<ExitCode> {
             seed: project.check.seed,
         },
     )?;
-    let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
+    let stamp: String = perfcheck::run::now_rfc3339()
         .chars()
         .filter(|c| c.is_ascii_digit())
         .collect();
