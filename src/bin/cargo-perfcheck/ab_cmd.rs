@@ -90,14 +90,14 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
         profile.clone().into()
     });
     run_args.push("--profiles-dir".into());
-    run_args.push(absolute(&a.measure.profiles_dir).into_os_string());
+    run_args.push(absolute(&a.measure.folders.profiles_dir).into_os_string());
     for w in &a.measure.workloads {
         run_args.push("--workload".into());
         run_args.push(w.name().into());
     }
 
     let (_, out_dir) = perfcheck::run::create_run_dir(
-        &absolute(&a.measure.reports_dir).join("ab"),
+        &absolute(&a.measure.folders.reports_dir).join("ab"),
         &perfcheck::run::now_rfc3339(),
         Some(&head),
     )?;

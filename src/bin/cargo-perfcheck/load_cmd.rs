@@ -14,6 +14,7 @@ use perfcheck::load::{self, LoadRequest, PhaseSpec, Progress};
 use perfcheck::project::ProjectConfig;
 use perfcheck::report::format::duration_ns;
 
+use crate::args::Folders;
 use crate::run_cmd::save;
 
 /// Arguments of `load`.
@@ -44,12 +45,8 @@ pub struct LoadArgs {
     /// Profile name (profiles/<NAME>.toml or built in: load, soak, soak-ci, ...) or path.
     #[arg(long, short = 'p', value_name = "NAME", default_value = "load")]
     profile: String,
-    /// Folder searched for profile files.
-    #[arg(long, value_name = "DIR", default_value = "profiles")]
-    profiles_dir: PathBuf,
-    /// Folder that receives one sub-folder per run.
-    #[arg(long, value_name = "DIR", default_value = "reports")]
-    reports_dir: PathBuf,
+    #[command(flatten)]
+    folders: Folders,
     /// Save the run in the baseline store (keyed by commit, profile and machine).
     #[arg(long)]
     save: bool,
@@ -95,7 +92,7 @@ fn parse_phases(s: &str) -> Result<Phases, String> {
 pub fn run(a: LoadArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let project = ProjectConfig::load(&cwd)?;
-    let mut profile = Profile::load(&a.profile, &a.profiles_dir)?;
+    let mut profile = Profile::load(&a.profile, &a.folders.profiles_dir)?;
     let mut settings = load::settings_of(&profile);
     if let Some(r) = a.rate {
         settings.rate = r;
@@ -131,7 +128,7 @@ pub fn run(a: LoadArgs) -> anyhow::Result<ExitCode> {
     let req = LoadRequest {
         profile,
         find_max: a.find_max,
-        reports_dir: a.reports_dir.clone(),
+        reports_dir: a.folders.reports_dir.clone(),
         repo_dir: cwd,
     };
     let quiet = a.quiet;

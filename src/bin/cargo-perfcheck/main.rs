@@ -1,6 +1,7 @@
 //! `cargo perfcheck`: argument parsing and dispatch over the perfcheck library.
 
 mod ab_cmd;
+mod args;
 mod baseline_cmd;
 mod check_cmd;
 mod load_cmd;

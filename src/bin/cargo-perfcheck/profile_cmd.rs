@@ -1,8 +1,8 @@
 //! `cargo perfcheck profile`: CPU and heap profiles in passes of their own (no timings).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::args::{parse_workload, slowdown_from_env, Folders};
 use anyhow::Context;
 use clap::Args;
 use perfcheck::config::Profile;
@@ -11,7 +11,6 @@ use perfcheck::profile::growth::parse_bytes;
 use perfcheck::profile::pass::Runtime;
 use perfcheck::profile::{execute, ProfileRecord, ProfileRequest, WorkloadProfile, PASS_NOTE};
 use perfcheck::report::format::{bytes, group_digits};
-use perfcheck::run::parse_slowdown;
 use perfcheck::workload::Workload;
 
 #[derive(Args)]
@@ -23,12 +22,8 @@ pub struct ProfileArgs {
     /// Profile name (profiles/<NAME>.toml or built in) or path to a .toml file.
     #[arg(long, short = 'p', value_name = "NAME", default_value = "quick")]
     profile: String,
-    /// Folder searched for profile files.
-    #[arg(long, value_name = "DIR", default_value = "profiles")]
-    profiles_dir: PathBuf,
-    /// Folder that receives one sub-folder per run.
-    #[arg(long, value_name = "DIR", default_value = "reports")]
-    reports_dir: PathBuf,
+    #[command(flatten)]
+    folders: Folders,
     /// CPU pass only: cpu.folded, cpu-stages.json, flamegraph.svg, profile.pb.gz. (Neither
     /// --cpu nor --heap: both.)
     #[arg(long)]
@@ -68,13 +63,9 @@ pub struct ProfileArgs {
     quiet: bool,
 }
 
-fn parse_workload(s: &str) -> Result<Workload, String> {
-    s.parse::<Workload>().map_err(|e| e.to_string())
-}
-
 /// Runs the `profile` subcommand.
 pub fn run(a: ProfileArgs) -> anyhow::Result<ExitCode> {
-    let profile = Profile::load(&a.profile, &a.profiles_dir)?;
+    let profile = Profile::load(&a.profile, &a.folders.profiles_dir)?;
     let growth_threshold = parse_bytes("--growth-threshold", &a.growth_threshold)?;
     if a.overhead_blocks < 4 {
         return Err(perfcheck::Error::Usage(format!(
@@ -83,12 +74,7 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let slowdown = match std::env::var("PERFCHECK_SLOW_STAGE") {
-        Ok(spec) => Some(parse_slowdown(&spec).with_context(|| {
-            format!("PERFCHECK_SLOW_STAGE={spec:?}: expected STAGE:PERCENT, e.g. vector_search:50")
-        })?),
-        Err(_) => None,
-    };
+    let slowdown = slowdown_from_env()?;
     let neither = !a.cpu && !a.heap;
     let req = ProfileRequest {
         profile,
@@ -106,7 +92,7 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<ExitCode> {
         },
         growth_threshold,
         overhead_blocks: a.overhead_blocks,
-        reports_dir: a.reports_dir,
+        reports_dir: a.folders.reports_dir,
         repo_dir: std::env::current_dir().context("cannot read the current directory")?,
         slowdown,
     };

@@ -11,7 +11,9 @@ use perfcheck::config::Profile;
 use perfcheck::project::ProjectConfig;
 use perfcheck::record::RunRecord;
 use perfcheck::report::table::workload_table;
-use perfcheck::run::{execute, parse_slowdown, RunOutcome, RunRequest};
+use perfcheck::run::{execute, RunOutcome, RunRequest};
+
+use crate::args::{parse_workload, slowdown_from_env, Folders};
 use perfcheck::workload::Workload;
 
 /// What to measure: shared by `run` and `check`.
@@ -25,12 +27,8 @@ pub struct MeasureArgs {
     /// or `check.profile` of perfcheck.toml for `check`].
     #[arg(long, short = 'p', value_name = "NAME")]
     pub profile: Option<String>,
-    /// Folder searched for profile files.
-    #[arg(long, value_name = "DIR", default_value = "profiles")]
-    pub profiles_dir: PathBuf,
-    /// Folder that receives one sub-folder per run.
-    #[arg(long, value_name = "DIR", default_value = "reports")]
-    pub reports_dir: PathBuf,
+    #[command(flatten)]
+    pub folders: Folders,
     /// Print only the results, no progress lines.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -47,10 +45,6 @@ pub struct RunArgs {
     /// Baseline store file (default: $PERFCHECK_STORE, perfcheck.toml, baselines/perfcheck.sqlite).
     #[arg(long, value_name = "FILE")]
     store: Option<PathBuf>,
-}
-
-fn parse_workload(s: &str) -> Result<Workload, String> {
-    s.parse::<Workload>().map_err(|e| e.to_string())
 }
 
 /// Runs the `run` subcommand.
@@ -74,20 +68,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
 pub fn measure(a: &MeasureArgs, default_profile: &str, cwd: &Path) -> anyhow::Result<RunOutcome> {
     let profile = Profile::load(
         a.profile.as_deref().unwrap_or(default_profile),
-        &a.profiles_dir,
+        &a.folders.profiles_dir,
     )?;
-    let slowdown = match std::env::var("PERFCHECK_SLOW_STAGE") {
-        Ok(spec) => Some(parse_slowdown(&spec).ok_or_else(|| {
-            perfcheck::Error::Usage(format!(
-                "PERFCHECK_SLOW_STAGE={spec:?}: expected STAGE:PERCENT, e.g. vector_search:50"
-            ))
-        })?),
-        Err(_) => None,
-    };
+    let slowdown = slowdown_from_env()?;
     let req = RunRequest {
         profile,
         workloads: a.workloads.clone(),
-        reports_dir: a.reports_dir.clone(),
+        reports_dir: a.folders.reports_dir.clone(),
         repo_dir: cwd.to_path_buf(),
         slowdown,
     };
