@@ -2,9 +2,12 @@
 //! with phase boundaries, the latency distribution per phase, offered vs achieved throughput,
 //! memory over time, and for `--find-max` p99 against the offered rate.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use plotters::coord::combinators::IntoLogRange;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -24,53 +27,86 @@ const COLORS: [RGBColor; 6] = [
 const BOUNDARY: RGBColor = RGBColor(150, 150, 150);
 
 type Drawn = Result<(), String>;
+/// A chart's plotting area with value axes `X` and `Y`.
+type Plot<'a, DB, X, Y> = ChartContext<'a, DB, Cartesian2d<X, Y>>;
+/// Formats a tick label.
+type Format = fn(&f64) -> String;
 /// A line of a chart: name, value of a tick, colour.
 type TickLine = (&'static str, fn(&super::Tick) -> f64, RGBColor);
 /// A latency line: name, percentile of a second, colour, width.
 type LatencyLine = (&'static str, fn(&super::Latency) -> u64, RGBColor, u32);
 
-/// Renders one chart as `<stem>.svg` and `<stem>.png` (the drawing function is generic over
-/// the backend, so it is named twice) and appends both paths to `$out`.
-macro_rules! both {
-    ($out:expr, $dir:expr, $stem:expr, $draw:ident ( $($arg:expr),* )) => {{
-        let svg = $dir.join(format!("{}.svg", $stem));
-        let png = $dir.join(format!("{}.png", $stem));
-        let fail = |p: &Path, e: String| Error::Usage(format!("cannot draw {}: {e}", p.display()));
-        {
-            let root = SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area();
-            $draw(&root, $($arg),*).map_err(|e| fail(&svg, e))?;
-            root.present().map_err(|e| fail(&svg, e.to_string()))?;
+/// One chart and the data it shows.
+enum Chart<'a> {
+    LatencyOverTime(&'a GeneratorResult),
+    Throughput(&'a GeneratorResult),
+    Memory(&'a GeneratorResult),
+    Distribution(&'a GeneratorResult),
+    FindMax(&'a FindMaxResult),
+}
+
+impl Chart<'_> {
+    /// File name without extension.
+    fn stem(&self) -> &'static str {
+        match self {
+            Chart::LatencyOverTime(_) => "latency-over-time",
+            Chart::Throughput(_) => "throughput",
+            Chart::Memory(_) => "memory",
+            Chart::Distribution(_) => "latency-distribution",
+            Chart::FindMax(_) => "find-max",
         }
-        {
-            let root = BitMapBackend::new(&png, (WIDTH, HEIGHT)).into_drawing_area();
-            $draw(&root, $($arg),*).map_err(|e| fail(&png, e))?;
-            root.present().map_err(|e| fail(&png, e.to_string()))?;
+    }
+
+    /// Draws the chart on any backend.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
+        match *self {
+            Chart::LatencyOverTime(run) => latency_over_time(root, run),
+            Chart::Throughput(run) => throughput(root, run),
+            Chart::Memory(run) => memory(root, run),
+            Chart::Distribution(run) => distribution(root, run),
+            Chart::FindMax(f) => find_max(root, f),
         }
-        $out.push(svg);
-        $out.push(png);
-    }};
+    }
 }
 
 /// Draws every chart that applies to `r` into `dir`; returns the files written.
 pub fn render_all(r: &LoadReport, dir: &Path) -> Result<Vec<PathBuf>, Error> {
     crate::profile::heatmap::register_bundled_font()?;
-    let mut out = Vec::new();
+    let mut charts = Vec::new();
     if let Some(run) = &r.run {
         if !run.timeline.is_empty() {
-            both!(out, dir, "latency-over-time", latency_over_time(run));
-            both!(out, dir, "throughput", throughput(run));
-            both!(out, dir, "memory", memory(run));
+            charts.extend([
+                Chart::LatencyOverTime(run),
+                Chart::Throughput(run),
+                Chart::Memory(run),
+            ]);
         }
         if !run.total.spectrum.is_empty() {
-            both!(out, dir, "latency-distribution", distribution(run));
+            charts.push(Chart::Distribution(run));
         }
     }
     if let Some(f) = &r.find_max {
         if !f.steps.is_empty() {
-            both!(out, dir, "find-max", find_max(f));
+            charts.push(Chart::FindMax(f));
         }
     }
+    let mut out = Vec::new();
+    for chart in &charts {
+        let svg = dir.join(format!("{}.svg", chart.stem()));
+        let png = dir.join(format!("{}.png", chart.stem()));
+        write(chart, SVGBackend::new(&svg, (WIDTH, HEIGHT)), &svg)?;
+        write(chart, BitMapBackend::new(&png, (WIDTH, HEIGHT)), &png)?;
+        out.extend([svg, png]);
+    }
     Ok(out)
+}
+
+/// Draws `chart` on `backend` and writes it to `path` (the file the backend was made for).
+fn write<DB: DrawingBackend>(chart: &Chart, backend: DB, path: &Path) -> Result<(), Error> {
+    let fail = |e: String| Error::Usage(format!("cannot draw {}: {e}", path.display()));
+    let root = backend.into_drawing_area();
+    chart.draw(&root).map_err(fail)?;
+    root.present().map_err(|e| fail(e.to_string()))
 }
 
 fn ms(ns: u64) -> f64 {
@@ -100,20 +136,131 @@ fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-/// Vertical lines and names at phase starts.
-fn boundaries(run: &GeneratorResult) -> Vec<(f64, String)> {
-    run.phases
-        .iter()
-        .map(|p| (p.start_s, p.name.clone()))
-        .collect()
+/// Axis descriptions and tick labels of a chart (`None`: plotters' defaults).
+struct Axes {
+    x_desc: &'static str,
+    y_desc: &'static str,
+    x_labels: Option<usize>,
+    x_format: Option<Format>,
+    y_format: Option<Format>,
+}
+
+/// Clears `root` and draws the caption, grid and axes of a chart over `x` and `y`.
+fn frame<'a, DB, X, Y>(
+    root: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    x: X,
+    y: Y,
+    axes: &Axes,
+) -> Result<Plot<'a, DB, X::CoordDescType, Y::CoordDescType>, String>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    root.fill(&WHITE).map_err(err)?;
+    let mut c = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y)
+        .map_err(err)?;
+    let mut mesh = c.configure_mesh();
+    mesh.x_desc(axes.x_desc).y_desc(axes.y_desc);
+    if let Some(n) = axes.x_labels {
+        mesh.x_labels(n);
+    }
+    if let Some(f) = &axes.x_format {
+        mesh.x_label_formatter(f);
+    }
+    if let Some(f) = &axes.y_format {
+        mesh.y_label_formatter(f);
+    }
+    mesh.draw().map_err(err)?;
+    Ok(c)
+}
+
+/// Draws a line `width` wide with a legend entry (a short stroke `legend_width` wide).
+fn line<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+    c: &mut Plot<'_, DB, X, Y>,
+    name: impl Into<String>,
+    points: impl IntoIterator<Item = (f64, f64)>,
+    color: RGBColor,
+    width: u32,
+    legend_width: u32,
+) -> Drawn {
+    c.draw_series(LineSeries::new(points, color.stroke_width(width)))
+        .map_err(err)?
+        .label(name)
+        .legend(move |(x, y)| {
+            PathElement::new([(x, y), (x + 18, y)], color.stroke_width(legend_width))
+        });
+    Ok(())
+}
+
+/// Draws the legend box at `position`.
+fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+    c: &mut Plot<'a, DB, X, Y>,
+    position: SeriesLabelPosition,
+) -> Drawn {
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(position)
+        .draw()
+        .map_err(err)
+}
+
+/// [`frame`] over the run's seconds with a line at each phase start, named at `names_y` if given.
+fn over_time<'a, DB, Y>(
+    root: &'a DrawingArea<DB, Shift>,
+    run: &GeneratorResult,
+    caption: &str,
+    y: Y,
+    (y_desc, y_format): (&'static str, Option<Format>),
+    names_y: Option<f64>,
+) -> Result<Plot<'a, DB, RangedCoordf64, Y::CoordDescType>, String>
+where
+    DB: DrawingBackend,
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let t_max = run.timeline.last().map_or(1.0, |t| t.t_s).max(1.0);
+    let axes = Axes {
+        x_desc: "seconds",
+        y_desc,
+        x_labels: None,
+        x_format: None,
+        y_format,
+    };
+    let mut c = frame(root, caption, 0.0..t_max, y, &axes)?;
+    let Range { start: lo, end: hi } = c.y_range();
+    for p in &run.phases {
+        let x = p.start_s;
+        c.draw_series(LineSeries::new(
+            [(x, lo), (x, hi)],
+            BOUNDARY.stroke_width(1),
+        ))
+        .map_err(err)?;
+        if let Some(y) = names_y {
+            c.draw_series([Text::new(
+                p.name.clone(),
+                (x + t_max * 0.005, y),
+                ("sans-serif", 14),
+            )])
+            .map_err(err)?;
+        }
+    }
+    Ok(c)
 }
 
 fn latency_over_time<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     run: &GeneratorResult,
 ) -> Drawn {
-    root.fill(&WHITE).map_err(err)?;
-    let t_max = run.timeline.last().map_or(1.0, |t| t.t_s).max(1.0);
     let lat: Vec<_> = run
         .timeline
         .iter()
@@ -130,35 +277,14 @@ fn latency_over_time<DB: DrawingBackend>(
         .fold(hi, f64::min)
         .max(0.001)
         / 1.5;
-    let mut c = ChartBuilder::on(root)
-        .caption(
-            "Latency from intended start, per second",
-            ("sans-serif", 22),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..t_max, (lo..hi).log_scale())
-        .map_err(err)?;
-    c.configure_mesh()
-        .x_desc("seconds")
-        .y_desc("latency (ms, log)")
-        .y_label_formatter(&ms_label)
-        .draw()
-        .map_err(err)?;
-    for (x, name) in boundaries(run) {
-        c.draw_series(LineSeries::new(
-            [(x, lo), (x, hi)],
-            BOUNDARY.stroke_width(1),
-        ))
-        .map_err(err)?;
-        c.draw_series([Text::new(
-            name,
-            (x + t_max * 0.005, hi / 1.25),
-            ("sans-serif", 14),
-        )])
-        .map_err(err)?;
-    }
+    let mut c = over_time(
+        root,
+        run,
+        "Latency from intended start, per second",
+        (lo..hi).log_scale(),
+        ("latency (ms, log)", Some(ms_label)),
+        Some(hi / 1.25),
+    )?;
     // Slowest first and thinnest, so the lower percentiles stay visible on top (at low rates
     // p99.9 of one second is its maximum).
     let series: [LatencyLine; 4] = [
@@ -168,58 +294,27 @@ fn latency_over_time<DB: DrawingBackend>(
         ("p50", |l| l.p50_ns, COLORS[0], 2),
     ];
     for (name, f, color, width) in series {
-        c.draw_series(LineSeries::new(
-            lat.iter().map(|t| (t.t_s, ms(f(&t.latency)))),
-            color.stroke_width(width),
-        ))
-        .map_err(err)?
-        .label(name)
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
+        let points = lat.iter().map(|t| (t.t_s, ms(f(&t.latency))));
+        line(&mut c, name, points, color, width, 2)?;
     }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(err)?;
-    Ok(())
+    legend(&mut c, SeriesLabelPosition::UpperRight)
 }
 
 fn throughput<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &GeneratorResult) -> Drawn {
-    root.fill(&WHITE).map_err(err)?;
-    let t_max = run.timeline.last().map_or(1.0, |t| t.t_s).max(1.0);
     let hi = run
         .timeline
         .iter()
         .map(|t| t.offered_ops_per_s.max(t.achieved_ops_per_s))
         .fold(1.0, f64::max)
         * 1.15;
-    let mut c = ChartBuilder::on(root)
-        .caption("Offered vs achieved throughput", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..t_max, 0.0..hi)
-        .map_err(err)?;
-    c.configure_mesh()
-        .x_desc("seconds")
-        .y_desc("operations per second")
-        .y_label_formatter(&whole)
-        .draw()
-        .map_err(err)?;
-    for (x, name) in boundaries(run) {
-        c.draw_series(LineSeries::new(
-            [(x, 0.0), (x, hi)],
-            BOUNDARY.stroke_width(1),
-        ))
-        .map_err(err)?;
-        c.draw_series([Text::new(
-            name,
-            (x + t_max * 0.005, hi * 0.97),
-            ("sans-serif", 14),
-        )])
-        .map_err(err)?;
-    }
+    let mut c = over_time(
+        root,
+        run,
+        "Offered vs achieved throughput",
+        0.0..hi,
+        ("operations per second", Some(whole)),
+        Some(hi * 0.97),
+    )?;
     let lines: [TickLine; 2] = [
         ("offered", |t| t.offered_ops_per_s, RGBColor(180, 180, 180)),
         (
@@ -231,27 +326,14 @@ fn throughput<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &Generator
     // Offered wide and light underneath, so it stays visible where achieved matches it.
     for (i, (name, f, color)) in lines.into_iter().enumerate() {
         let width = if i == 0 { 6 } else { 2 };
-        c.draw_series(LineSeries::new(
-            run.timeline.iter().map(|t| (t.t_s, f(t))),
-            color.stroke_width(width),
-        ))
-        .map_err(err)?
-        .label(name)
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
+        let points = run.timeline.iter().map(|t| (t.t_s, f(t)));
+        line(&mut c, name, points, color, width, 2)?;
     }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(err)?;
-    Ok(())
+    legend(&mut c, SeriesLabelPosition::LowerRight)
 }
 
 fn memory<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &GeneratorResult) -> Drawn {
-    root.fill(&WHITE).map_err(err)?;
     let mib = |b: f64| b / (1024.0 * 1024.0);
-    let t_max = run.timeline.last().map_or(1.0, |t| t.t_s).max(1.0);
     let lines: [TickLine; 4] = [
         ("RSS", |t| t.resources.rss_bytes as f64, COLORS[5]),
         ("Rust heap", |t| t.resources.heap_bytes as f64, COLORS[0]),
@@ -272,41 +354,12 @@ fn memory<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &GeneratorResu
         .flat_map(|t| lines.iter().map(move |l| mib((l.1)(t))))
         .fold(1.0, f64::max)
         * 1.1;
-    let mut c = ChartBuilder::on(root)
-        .caption("Memory over time", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..t_max, 0.0..hi)
-        .map_err(err)?;
-    c.configure_mesh()
-        .x_desc("seconds")
-        .y_desc("MiB")
-        .draw()
-        .map_err(err)?;
-    for (x, _) in boundaries(run) {
-        c.draw_series(LineSeries::new(
-            [(x, 0.0), (x, hi)],
-            BOUNDARY.stroke_width(1),
-        ))
-        .map_err(err)?;
-    }
+    let mut c = over_time(root, run, "Memory over time", 0.0..hi, ("MiB", None), None)?;
     for (name, f, color) in lines {
-        c.draw_series(LineSeries::new(
-            run.timeline.iter().map(|t| (t.t_s, mib(f(t)))),
-            color.stroke_width(2),
-        ))
-        .map_err(err)?
-        .label(name)
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
+        let points = run.timeline.iter().map(|t| (t.t_s, mib(f(t))));
+        line(&mut c, name, points, color, 2, 2)?;
     }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(err)?;
-    Ok(())
+    legend(&mut c, SeriesLabelPosition::LowerRight)
 }
 
 /// Percentile `p` (0..=100) on the "nines" axis: x = log10(1 / (1 - p/100)), capped at 5.
@@ -315,8 +368,19 @@ fn nines(p: f64) -> f64 {
     (-tail.log10()).min(5.0)
 }
 
+/// Label of a tick on the "nines" axis.
+fn nines_label(x: &f64) -> String {
+    match x.round() as i64 {
+        0 => "0%".into(),
+        1 => "90%".into(),
+        2 => "99%".into(),
+        3 => "99.9%".into(),
+        4 => "99.99%".into(),
+        _ => "99.999%".into(),
+    }
+}
+
 fn distribution<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &GeneratorResult) -> Drawn {
-    root.fill(&WHITE).map_err(err)?;
     // With one phase, `total` is the same curve.
     let total = (run.phases.len() > 1).then_some(&run.total);
     let all = run.phases.iter().chain(total);
@@ -328,56 +392,34 @@ fn distribution<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &Generat
         }
     }
     let (lo, hi) = (lo.min(hi) / 1.5, hi * 1.5);
-    let mut c = ChartBuilder::on(root)
-        .caption(
-            "Latency distribution (percentile spectrum)",
-            ("sans-serif", 22),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..5.0, (lo..hi).log_scale())
-        .map_err(err)?;
-    c.configure_mesh()
-        .x_desc("percentile")
-        .y_desc("latency (ms, log)")
-        .x_labels(6)
-        .x_label_formatter(&|x: &f64| match x.round() as i64 {
-            0 => "0%".into(),
-            1 => "90%".into(),
-            2 => "99%".into(),
-            3 => "99.9%".into(),
-            4 => "99.99%".into(),
-            _ => "99.999%".into(),
-        })
-        .y_label_formatter(&ms_label)
-        .draw()
-        .map_err(err)?;
+    let axes = Axes {
+        x_desc: "percentile",
+        y_desc: "latency (ms, log)",
+        x_labels: Some(6),
+        x_format: Some(nines_label),
+        y_format: Some(ms_label),
+    };
+    let mut c = frame(
+        root,
+        "Latency distribution (percentile spectrum)",
+        0.0..5.0,
+        (lo..hi).log_scale(),
+        &axes,
+    )?;
     for (i, p) in all.enumerate() {
         let color = COLORS[i % COLORS.len()];
         let width = if p.name == "total" { 3 } else { 2 };
-        c.draw_series(LineSeries::new(
-            p.spectrum
-                .iter()
-                .filter(|(q, _)| *q < 100.0)
-                .map(|&(q, v)| (nines(q), ms(v))),
-            color.stroke_width(width),
-        ))
-        .map_err(err)?
-        .label(p.name.clone())
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
+        let points = p
+            .spectrum
+            .iter()
+            .filter(|(q, _)| *q < 100.0)
+            .map(|&(q, v)| (nines(q), ms(v)));
+        line(&mut c, p.name.clone(), points, color, width, 2)?;
     }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)?;
-    Ok(())
+    legend(&mut c, SeriesLabelPosition::UpperLeft)
 }
 
 fn find_max<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &FindMaxResult) -> Drawn {
-    root.fill(&WHITE).map_err(err)?;
     let x_hi = f
         .steps
         .iter()
@@ -397,33 +439,20 @@ fn find_max<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &FindMaxResult
         .map(|s| ms(s.latency.p50_ns))
         .fold(limit, f64::min)
         / 2.0;
-    let mut c = ChartBuilder::on(root)
-        .caption(
-            format!(
-                "Saturation search: highest sustainable {:.0} ops/s",
-                f.max_sustainable_ops_per_s
-            ),
-            ("sans-serif", 22),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_hi, (lo..hi).log_scale())
-        .map_err(err)?;
-    c.configure_mesh()
-        .x_desc("offered operations per second")
-        .x_label_formatter(&whole)
-        .y_desc("latency (ms, log)")
-        .y_label_formatter(&ms_label)
-        .draw()
-        .map_err(err)?;
-    c.draw_series(LineSeries::new(
-        [(0.0, limit), (x_hi, limit)],
-        COLORS[2].stroke_width(1),
-    ))
-    .map_err(err)?
-    .label("p99 limit")
-    .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], COLORS[2].stroke_width(1)));
+    let caption = format!(
+        "Saturation search: highest sustainable {:.0} ops/s",
+        f.max_sustainable_ops_per_s
+    );
+    let axes = Axes {
+        x_desc: "offered operations per second",
+        y_desc: "latency (ms, log)",
+        x_labels: None,
+        x_format: Some(whole),
+        y_format: Some(ms_label),
+    };
+    let mut c = frame(root, &caption, 0.0..x_hi, (lo..hi).log_scale(), &axes)?;
+    let limit_line = [(0.0, limit), (x_hi, limit)];
+    line(&mut c, "p99 limit", limit_line, COLORS[2], 1, 1)?;
     let mut sorted = f.steps.clone();
     sorted.sort_by(|a, b| a.offered_ops_per_s.total_cmp(&b.offered_ops_per_s));
     for (name, color, get) in [
@@ -434,13 +463,8 @@ fn find_max<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &FindMaxResult
         ),
         ("p99", COLORS[1], |s: &super::FindMaxStep| s.latency.p99_ns),
     ] {
-        c.draw_series(LineSeries::new(
-            sorted.iter().map(|s| (s.offered_ops_per_s, ms(get(s)))),
-            color.stroke_width(2),
-        ))
-        .map_err(err)?
-        .label(name)
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
+        let points = sorted.iter().map(|s| (s.offered_ops_per_s, ms(get(s))));
+        line(&mut c, name, points, color, 2, 2)?;
     }
     c.draw_series(sorted.iter().map(|s| {
         let color = if s.pass { COLORS[3] } else { COLORS[2] };
@@ -451,11 +475,289 @@ fn find_max<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &FindMaxResult
         )
     }))
     .map_err(err)?;
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)?;
-    Ok(())
+    legend(&mut c, SeriesLabelPosition::UpperLeft)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{FindMaxStep, Latency, PhaseResult, Reconciliation, Tick};
+    use super::*;
+    use crate::load::resources::ResourceSample;
+
+    /// Latency whose percentiles grow from `p50_us` microseconds.
+    fn latency(count: u64, p50_us: u64) -> Latency {
+        let ns = p50_us * 1_000;
+        Latency {
+            count,
+            p50_ns: ns,
+            p95_ns: ns * 3,
+            p99_ns: ns * 5,
+            p999_ns: ns * 9,
+            max_ns: ns * 20,
+            mean_ns: ns as f64 * 1.4,
+        }
+    }
+
+    fn phase(name: &str, start_s: f64, duration_s: f64, p50_us: u64) -> PhaseResult {
+        PhaseResult {
+            name: name.into(),
+            start_s,
+            duration_s,
+            offered_rate: (100.0, 100.0),
+            offered_ops: 100 * duration_s as u64,
+            offered_ops_per_s: 100.0,
+            achieved_ops_per_s: 99.0,
+            errors: 0,
+            timeouts: 0,
+            shed: 0,
+            error_rate: 0.0,
+            failure_rate: 0.0,
+            latency: latency(100 * duration_s as u64, p50_us),
+            by_kind: Vec::new(),
+            spectrum: (0..=50)
+                .map(|i| {
+                    let q = 100.0 * (1.0 - 10f64.powf(-(i as f64) / 10.0));
+                    (q, p50_us * 1_000 * (10 + i * i) / 10)
+                })
+                .chain([(100.0, p50_us * 1_000 * 300)])
+                .collect(),
+        }
+    }
+
+    /// Three phases over 30 seconds (one second without operations) and a six-step search.
+    fn synthetic() -> LoadReport {
+        let timeline = (1..=30)
+            .map(|s| {
+                let offered = if s <= 10 {
+                    20.0 * s as f64
+                } else if s <= 22 {
+                    200.0
+                } else {
+                    300.0
+                };
+                let achieved = if s > 22 {
+                    240.0 + (s % 3) as f64 * 10.0
+                } else {
+                    offered
+                };
+                let mib = 1024 * 1024;
+                Tick {
+                    t_s: s as f64,
+                    offered_ops_per_s: offered,
+                    achieved_ops_per_s: achieved,
+                    errors: 0,
+                    timeouts: 0,
+                    queued: 0,
+                    latency: latency(if s == 15 { 0 } else { achieved as u64 }, 200 + 40 * s),
+                    resources: ResourceSample {
+                        rss_bytes: (40 + s) * mib,
+                        heap_bytes: (12 + s as i64 / 2) * mib as i64,
+                        sqlite_bytes: 3 * mib as i64,
+                        index_bytes: (2 + s as i64 / 3) * mib as i64,
+                        cpu_percent: 50.0,
+                    },
+                }
+            })
+            .collect();
+        let phases = vec![
+            phase("ramp-up", 0.0, 10.0, 250),
+            phase("peak", 10.0, 12.0, 400),
+            phase("stress", 22.0, 8.0, 1_500),
+        ];
+        let mut total = phase("total", 0.0, 30.0, 450);
+        total.latency = latency(6_000, 450);
+        let run = GeneratorResult {
+            phases,
+            total,
+            timeline,
+            service: latency(6_000, 300),
+            start_lag: latency(6_000, 20),
+            error_samples: Vec::new(),
+            remembered: 900,
+            consolidated_events: 850,
+            facts_created: 40,
+            workers: 4,
+        };
+        let steps = [
+            (300.0, 300, true),
+            (450.0, 420, true),
+            (675.0, 900, true),
+            (1012.5, 4_000, false),
+            (843.75, 1_900, true),
+            (928.0, 2_600, false),
+        ]
+        .into_iter()
+        .map(|(rate, p50_us, pass)| FindMaxStep {
+            offered_ops_per_s: rate,
+            achieved_ops_per_s: rate * 0.99,
+            latency: latency(1_000, p50_us / 5),
+            failure_rate: 0.0,
+            pass,
+        })
+        .collect();
+        let find_max = FindMaxResult {
+            steps,
+            max_sustainable_ops_per_s: 843.75,
+            first_failing_ops_per_s: Some(928.0),
+            p99_limit_ns: 2_000_000,
+            failure_rate_limit: 0.001,
+        };
+        LoadReport {
+            schema: super::super::LOAD_SCHEMA_VERSION,
+            run_id: "test".into(),
+            profile: "test".into(),
+            settings: Default::default(),
+            mix: Default::default(),
+            events_at_start: 5_000,
+            run: Some(run),
+            find_max: Some(find_max),
+            heap_growth: None,
+            reconciliation: Reconciliation::default(),
+            slo: Vec::new(),
+        }
+    }
+
+    /// Text of every `<text>` element of an SVG.
+    fn texts(svg: &Path) -> Vec<String> {
+        let svg = std::fs::read_to_string(svg).unwrap();
+        svg.split("<text")
+            .skip(1)
+            .map(|t| {
+                t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()]
+                    .trim()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_chart_is_drawn_as_svg_and_png_with_its_caption_axes_phases_and_legend() {
+        let dir = std::env::temp_dir().join(format!("perfcheck-chart-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = render_all(&synthetic(), &dir).unwrap();
+        let stems = [
+            "latency-over-time",
+            "throughput",
+            "memory",
+            "latency-distribution",
+            "find-max",
+        ];
+        let expected: Vec<PathBuf> = stems
+            .iter()
+            .flat_map(|s| [dir.join(format!("{s}.svg")), dir.join(format!("{s}.png"))])
+            .collect();
+        assert_eq!(files, expected);
+        let phases = ["ramp-up", "peak", "stress"];
+        let wanted: [(&str, &[&str]); 5] = [
+            (
+                "latency-over-time",
+                &[
+                    "Latency from intended start, per second",
+                    "seconds",
+                    "latency (ms, log)",
+                    "max",
+                    "p99.9",
+                    "p99",
+                    "p50",
+                ],
+            ),
+            (
+                "throughput",
+                &[
+                    "Offered vs achieved throughput",
+                    "seconds",
+                    "operations per second",
+                    "offered",
+                    "achieved (ok within timeout)",
+                ],
+            ),
+            (
+                "memory",
+                &[
+                    "Memory over time",
+                    "seconds",
+                    "MiB",
+                    "RSS",
+                    "Rust heap",
+                    "vector index",
+                    "retained (heap - index + SQLite)",
+                ],
+            ),
+            (
+                "latency-distribution",
+                &[
+                    "Latency distribution (percentile spectrum)",
+                    "percentile",
+                    "latency (ms, log)",
+                    "90%",
+                    "99.999%",
+                    "ramp-up",
+                    "peak",
+                    "stress",
+                    "total",
+                ],
+            ),
+            (
+                "find-max",
+                &[
+                    "Saturation search: highest sustainable 844 ops/s",
+                    "offered operations per second",
+                    "latency (ms, log)",
+                    "p99 limit",
+                    "p50",
+                    "p99",
+                ],
+            ),
+        ];
+        for (stem, words) in wanted {
+            let texts = texts(&dir.join(format!("{stem}.svg")));
+            for w in words {
+                assert!(
+                    texts.iter().any(|t| t == w),
+                    "{stem}.svg lacks {w:?}: {texts:?}"
+                );
+            }
+            // Phase names label the boundaries of the latency and throughput charts and the
+            // curves of the distribution; the memory chart has the boundaries without names.
+            let named = phases
+                .iter()
+                .filter(|p| texts.iter().any(|t| t == *p))
+                .count();
+            let expect = match stem {
+                "latency-over-time" | "throughput" | "latency-distribution" => 3,
+                _ => 0,
+            };
+            assert_eq!(named, expect, "{stem}.svg phase names: {texts:?}");
+            let png = std::fs::read(dir.join(format!("{stem}.png"))).unwrap();
+            assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{stem}.png");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_the_charts_with_data_are_drawn() {
+        let dir =
+            std::env::temp_dir().join(format!("perfcheck-chart-test-fm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut r = synthetic();
+        r.run.as_mut().unwrap().timeline.clear();
+        let files = render_all(&r, &dir).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "latency-distribution.svg",
+                "latency-distribution.png",
+                "find-max.svg",
+                "find-max.png"
+            ]
+        );
+        r.run = None;
+        r.find_max.as_mut().unwrap().steps.clear();
+        assert!(render_all(&r, &dir).unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
