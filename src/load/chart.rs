@@ -5,7 +5,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use plotters::coord::combinators::IntoLogRange;
+use plotters::coord::combinators::{BindKeyPoints, IntoLogRange, LogCoord, WithKeyPoints};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -115,6 +115,31 @@ fn ms(ns: u64) -> f64 {
 }
 
 /// Milliseconds with as many decimals as the magnitude needs: 250, 12, 1.5, 0.25, 0.012.
+/// A logarithmic axis over `lo..hi` labelled at 1, 2 and 5 times each power of ten (plotters'
+/// own choice crowds the top decade and can leave a decade bare), with a light grid line at
+/// every integer multiple.
+fn log_axis(lo: f64, hi: f64) -> WithKeyPoints<LogCoord<f64>> {
+    let mut bold = Vec::new();
+    let mut light = Vec::new();
+    let mut decade = 10f64.powf(lo.log10().floor());
+    while decade <= hi {
+        for m in 1..10 {
+            let v = decade * m as f64;
+            if v >= lo && v <= hi {
+                light.push(v);
+                if matches!(m, 1 | 2 | 5) {
+                    bold.push(v);
+                }
+            }
+        }
+        decade *= 10.0;
+    }
+    (lo..hi)
+        .log_scale()
+        .with_key_points(bold)
+        .with_light_points(light)
+}
+
 fn ms_label(v: &f64) -> String {
     let v = *v;
     if v >= 10.0 {
@@ -270,20 +295,22 @@ fn latency_over_time<DB: DrawingBackend>(
         .iter()
         .map(|t| ms(t.latency.max_ns))
         .fold(0.01, f64::max)
-        * 1.5;
+        * 3.0;
+    // Room above the data for the legend and below it for the phase names, so neither hides a
+    // line (or the other).
     let lo = lat
         .iter()
         .map(|t| ms(t.latency.p50_ns))
         .fold(hi, f64::min)
         .max(0.001)
-        / 1.5;
+        / 3.0;
     let mut c = over_time(
         root,
         run,
         "Latency from intended start, per second",
-        (lo..hi).log_scale(),
+        log_axis(lo, hi),
         ("latency (ms, log)", Some(ms_label)),
-        Some(hi / 1.25),
+        Some(lo * 1.45),
     )?;
     // Slowest first and thinnest, so the lower percentiles stay visible on top (at low rates
     // p99.9 of one second is its maximum).
@@ -353,13 +380,14 @@ fn memory<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &GeneratorResu
         .iter()
         .flat_map(|t| lines.iter().map(move |l| mib((l.1)(t))))
         .fold(1.0, f64::max)
-        * 1.1;
+        // Headroom for the legend: lines end at the right edge, where a legend would hide them.
+        * 1.45;
     let mut c = over_time(root, run, "Memory over time", 0.0..hi, ("MiB", None), None)?;
     for (name, f, color) in lines {
         let points = run.timeline.iter().map(|t| (t.t_s, mib(f(t))));
         line(&mut c, name, points, color, 2, 2)?;
     }
-    legend(&mut c, SeriesLabelPosition::LowerRight)
+    legend(&mut c, SeriesLabelPosition::UpperRight)
 }
 
 /// Percentile `p` (0..=100) on the "nines" axis: x = log10(1 / (1 - p/100)), capped at 5.
@@ -403,7 +431,7 @@ fn distribution<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &Generat
         root,
         "Latency distribution (percentile spectrum)",
         0.0..5.0,
-        (lo..hi).log_scale(),
+        log_axis(lo, hi),
         &axes,
     )?;
     for (i, p) in all.enumerate() {
@@ -450,7 +478,7 @@ fn find_max<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &FindMaxResult
         x_format: Some(whole),
         y_format: Some(ms_label),
     };
-    let mut c = frame(root, &caption, 0.0..x_hi, (lo..hi).log_scale(), &axes)?;
+    let mut c = frame(root, &caption, 0.0..x_hi, log_axis(lo, hi), &axes)?;
     let limit_line = [(0.0, limit), (x_hi, limit)];
     line(&mut c, "p99 limit", limit_line, COLORS[2], 1, 1)?;
     let mut sorted = f.steps.clone();
