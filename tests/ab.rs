@@ -71,6 +71,18 @@ fn a_slowed_head_fails_the_paired_gate_and_the_same_code_passes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("paired A/B, 4 rounds"), "{stdout}");
+    // Alternating order, so a steady drift of the machine favours neither side.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let order: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("round "))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        order,
+        ["base", "head", "head", "base", "base", "head", "head", "base"],
+        "{stderr}"
+    );
     assert!(stdout.contains("recall/rerank/wall_ns"), "{stdout}");
 
     let (json, dir) = session(&p);
