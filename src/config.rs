@@ -14,6 +14,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("quick", include_str!("../profiles/quick.toml")),
     ("ci", include_str!("../profiles/ci.toml")),
     ("tiny", include_str!("../profiles/tiny.toml")),
+    ("ab", include_str!("../profiles/ab.toml")),
     ("load", include_str!("../profiles/load.toml")),
     ("soak", include_str!("../profiles/soak.toml")),
     ("soak-ci", include_str!("../profiles/soak-ci.toml")),

@@ -51,7 +51,7 @@ pub struct CheckArgs {
     #[arg(long, conflicts_with_all = ["run_file", "save", "include_dirty_baselines", "fail_without_baseline", "store"])]
     pub ab: bool,
     /// Rounds of a paired A/B check, one base and one head run each.
-    #[arg(long, value_name = "N", default_value_t = 5, requires = "ab",
+    #[arg(long, value_name = "N", default_value_t = 10, requires = "ab",
           value_parser = clap::value_parser!(u32).range(2..=200))]
     pub rounds: u32,
     /// With --ab: use this cargo-perfcheck binary as the base side instead of building the
