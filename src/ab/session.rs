@@ -1,6 +1,6 @@
 //! The interleaved runs of an A/B session: each round runs the base binary and the head binary
-//! once, in alternating order (base first in even rounds, head first in odd ones) so that a
-//! steady drift of the machine does not favour one side.
+//! once, in alternating order (base first in rounds 1, 3, 5, ..., head first in rounds 2, 4,
+//! ...) so that a steady drift of the machine does not favour one side.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
