@@ -37,6 +37,15 @@ fn commits(runs: &Value) -> Vec<&str> {
         .collect()
 }
 
+fn verdict<'a>(check: &'a Value, metric: &str) -> &'a Value {
+    check["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["metric"] == metric)
+        .unwrap_or_else(|| panic!("{metric} not compared"))
+}
+
 fn record(dir: &Path) -> Value {
     let run = std::fs::read_dir(dir)
         .unwrap()
@@ -93,22 +102,12 @@ fn a_slowed_head_fails_the_paired_gate_and_the_same_code_passes() {
         commits(&json["paired"]["head_runs"]),
         vec![head.as_str(); 4]
     );
-    let rerank = json["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["metric"] == "recall/rerank/wall_ns")
-        .unwrap();
+    let rerank = verdict(&json, "recall/rerank/wall_ns");
     assert_eq!(rerank["status"], "fail", "{rerank}");
     assert_eq!(rerank["base_runs"], 4);
     assert!(rerank["change"].as_f64().unwrap() > 2.0, "{rerank}");
     // Allocation counts do not depend on the slowdown: compared exactly, unchanged.
-    let allocs = json["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["metric"] == "recall/total/allocs")
-        .unwrap();
+    let allocs = verdict(&json, "recall/total/allocs");
     assert_eq!(allocs["status"], "unchanged", "{allocs}");
     // The knob reached the head runs only, and every run's record is kept.
     for i in 1..=4 {
