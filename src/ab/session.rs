@@ -56,12 +56,14 @@ pub fn run(plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Rounds, Error> {
         head: Vec::with_capacity(plan.rounds),
     };
     for i in 0..plan.rounds {
+        // true = base; base first in rounds 1, 3, 5, ...
         let order = if i % 2 == 0 {
-            [&plan.base, &plan.head]
+            [true, false]
         } else {
-            [&plan.head, &plan.base]
+            [false, true]
         };
-        for side in order {
+        for is_base in order {
+            let side = if is_base { &plan.base } else { &plan.head };
             let start = Instant::now();
             let record = run_once(plan, side, i)?;
             log(&format!(
@@ -72,7 +74,7 @@ pub fn run(plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Rounds, Error> {
                 record.run_id,
                 start.elapsed().as_secs_f64()
             ));
-            if side.label == plan.base.label {
+            if is_base {
                 rounds.base.push(record);
             } else {
                 rounds.head.push(record);
