@@ -35,6 +35,15 @@ pub enum Error {
         /// What went wrong and what was expected.
         message: String,
     },
+    /// The baseline store failed its integrity checks; the message names what and how to
+    /// recover.
+    #[error("baseline store {} is damaged: {message}", path.display())]
+    Damaged {
+        /// The store file.
+        path: PathBuf,
+        /// What is damaged, and how to recover what is intact.
+        message: String,
+    },
     /// A profiler (pprof, dhat) could not start or produce its output.
     #[error("profiler: {0}")]
     Profiler(String),
@@ -44,8 +53,8 @@ pub enum Error {
     /// The engine under test failed.
     #[error("engine: {0}")]
     Engine(#[from] crate::engine::EngineError),
-    /// A file could not be read or written.
-    #[error("{context}: {source}")]
+    /// A file could not be read or written (the cause follows in the error's chain).
+    #[error("{context}")]
     Io {
         /// What perfcheck was doing, with the path.
         context: String,
@@ -56,8 +65,8 @@ pub enum Error {
     /// A paired A/B session could not build or run one of its sides.
     #[error("check --ab: {0}")]
     Paired(String),
-    /// A run record could not be encoded or decoded.
-    #[error("{context}: {source}")]
+    /// A run record could not be encoded or decoded (the cause follows in the error's chain).
+    #[error("{context}")]
     Json {
         /// What perfcheck was doing, with the path.
         context: String,

@@ -210,11 +210,23 @@ impl RunRecord {
             path: origin.into(),
             message,
         };
-        match value.get("schema").and_then(|v| v.as_u64()) {
-            Some(v) if v == SCHEMA_VERSION as u64 => {}
-            Some(v) => {
+        match value.get("schema") {
+            Some(v) if v.as_u64() == Some(u64::from(SCHEMA_VERSION)) => {}
+            Some(serde_json::Value::Number(v)) => {
                 return Err(bad(format!(
                     "run record schema {v} is not supported (this perfcheck reads schema {SCHEMA_VERSION})"
+                )))
+            }
+            Some(other) => {
+                return Err(bad(format!(
+                    "`schema` must be a number (expected {SCHEMA_VERSION}), found {}",
+                    json_kind(other)
+                )))
+            }
+            None if !value.is_object() => {
+                return Err(bad(format!(
+                    "not a perfcheck run record: expected a JSON object, found {}",
+                    json_kind(&value)
                 )))
             }
             None => return Err(bad("not a perfcheck run record: no `schema` field".into())),
@@ -228,6 +240,22 @@ impl RunRecord {
     /// The result of one workload, if it ran.
     pub fn workload(&self, w: Workload) -> Option<&WorkloadResult> {
         self.workloads.iter().find(|r| r.workload == w)
+    }
+}
+
+/// "a string \"1\"", "an array", ...: what a JSON value is, for error messages.
+fn json_kind(v: &serde_json::Value) -> String {
+    use serde_json::Value as V;
+    match v {
+        V::Null => "null".into(),
+        V::Bool(b) => format!("the boolean {b}"),
+        V::Number(n) => format!("the number {n}"),
+        V::String(s) => {
+            let short: String = s.chars().take(20).collect();
+            format!("the string {short:?}")
+        }
+        V::Array(_) => "an array".into(),
+        V::Object(_) => "an object".into(),
     }
 }
 

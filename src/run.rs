@@ -77,14 +77,16 @@ pub fn now_rfc3339() -> String {
 }
 
 /// Creates the report folder of a run that started at `created_at` (RFC 3339) on `git`'s
-/// commit, and returns its id (the folder name) and path. Runs started in the same second get
-/// `-2`, `-3`, ...
+/// commit, and returns its id (the folder name) and path. The id ends in a random tag, so runs
+/// of the same commit started in the same second by other processes, clones or machines never
+/// share an id; the folder gets `-2`, `-3`, ... in the (then astronomically unlikely) case that
+/// it exists.
 pub fn create_run_dir(
     reports_dir: &Path,
     created_at: &str,
     git: Option<&GitInfo>,
 ) -> Result<(String, PathBuf), Error> {
-    let id = run_id(created_at, git);
+    let id = format!("{}-{}", run_id(created_at, git), random_tag()?);
     let dir = unique_dir(reports_dir, &id)?;
     let id = dir
         .file_name()
@@ -102,9 +104,39 @@ fn run_id(created_at: &str, git: Option<&GitInfo>) -> String {
         .collect::<String>()
         .replace('T', "-");
     match git {
-        Some(g) => format!("{stamp}-{}", &g.commit[..g.commit.len().min(7)]),
+        Some(g) => format!("{stamp}-{}", g.commit.chars().take(7).collect::<String>()),
         None => stamp,
     }
+}
+
+/// Eight characters of base32 (40 bits) from the operating system's random source: with 400
+/// runs saved in one second, the chance that two share an id is below one in ten million.
+fn random_tag() -> Result<String, Error> {
+    let mut bytes = [0u8; 5];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Io {
+        context: "cannot read the system's random source for a run id".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(base32(&bytes))
+}
+
+/// RFC 4648 base32 in lower case, without padding (`a`-`z`, `2`-`7`: safe in file names).
+fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
+    }
+    out
 }
 
 /// Creates `root/id`, or `root/id-2`, `-3`, ... when runs start in the same second.
@@ -157,6 +189,41 @@ mod tests {
             "20261127-065012-1a2b3c4"
         );
         assert_eq!(run_id("2026-11-27T06:50:12Z", None), "20261127-065012");
+    }
+
+    #[test]
+    fn base32_matches_rfc_4648_test_vectors() {
+        // RFC 4648 section 10, lower-cased, without padding.
+        assert_eq!(base32(b""), "");
+        assert_eq!(base32(b"f"), "my");
+        assert_eq!(base32(b"fo"), "mzxq");
+        assert_eq!(base32(b"foo"), "mzxw6");
+        assert_eq!(base32(b"foob"), "mzxw6yq");
+        assert_eq!(base32(b"fooba"), "mzxw6ytb");
+        assert_eq!(base32(b"foobar"), "mzxw6ytboi");
+    }
+
+    #[test]
+    fn run_ids_of_the_same_second_and_commit_differ() {
+        let tmp = tempfile::tempdir().unwrap();
+        let g = GitInfo {
+            commit: "1a2b3c4d5e6f".into(),
+            branch: None,
+            dirty: false,
+        };
+        let ids: std::collections::BTreeSet<String> = (0..200)
+            .map(|_| {
+                create_run_dir(tmp.path(), "2026-11-27T06:50:12Z", Some(&g))
+                    .unwrap()
+                    .0
+            })
+            .collect();
+        assert_eq!(ids.len(), 200);
+        for id in &ids {
+            let (stamp, tag) = id.rsplit_once('-').unwrap();
+            assert_eq!(stamp, "20261127-065012-1a2b3c4", "{id}");
+            assert_eq!(tag.len(), 8, "{id}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Baselines: stored runs keyed by commit, profile and machine, and how a check finds one.
 
+pub mod checksum;
 pub mod exchange;
+pub mod pending;
 pub mod select;
 pub mod sqlite;
 
@@ -56,22 +58,47 @@ pub struct RunFilter {
     pub include_dirty: bool,
 }
 
+impl RunFilter {
+    /// Whether a stored run passes the filter.
+    pub fn matches(&self, r: &StoredRun) -> bool {
+        self.commit_prefix
+            .as_ref()
+            .is_none_or(|p| r.commit.as_deref().is_some_and(|c| c.starts_with(p.as_str())))
+            && self.profile.as_ref().is_none_or(|p| &r.profile == p)
+            && self.machine_key.as_ref().is_none_or(|m| &r.machine_key == m)
+            && (self.include_dirty || !r.dirty)
+    }
+}
+
 /// Outcome of saving a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Saved {
     /// Stored as a new run.
     Inserted,
-    /// A run with this id was already stored; nothing changed.
+    /// This very run (same id, same content) was already stored; nothing changed.
     AlreadyPresent,
+}
+
+/// Outcome of importing runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// Ids of the runs stored (after renaming).
+    pub inserted: Vec<String>,
+    /// Runs that were already stored with the same content.
+    pub already: usize,
+    /// `(id in the file, id stored)` for runs whose id was taken by a different run.
+    pub renamed: Vec<(String, String)>,
 }
 
 /// A place that keeps runs. SQLite now; a shared server backend later, for teams whose CI
 /// runs on many machines.
 pub trait Store {
-    /// Stores one run, whole or not at all.
+    /// Stores one run, whole or not at all. A different run under the same id is an error,
+    /// never a silent skip.
     fn save(&mut self, record: &RunRecord) -> Result<Saved, Error>;
-    /// Stores several runs in one transaction (import); returns how many were new.
-    fn save_all(&mut self, records: &[RunRecord]) -> Result<usize, Error>;
+    /// Stores several runs in one transaction (import): the same run again is recognised by
+    /// its content; a different run under a taken id is stored under a content-derived id.
+    fn save_all(&mut self, records: &[RunRecord]) -> Result<Imported, Error>;
     /// Runs matching `filter`, oldest first, without their samples.
     fn list(&self, filter: &RunFilter) -> Result<Vec<StoredRun>, Error>;
     /// One whole run by id.

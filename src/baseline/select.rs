@@ -150,7 +150,7 @@ mod tests {
         fn save(&mut self, _: &RunRecord) -> Result<Saved, Error> {
             unimplemented!("metadata-only test store")
         }
-        fn save_all(&mut self, _: &[RunRecord]) -> Result<usize, Error> {
+        fn save_all(&mut self, _: &[RunRecord]) -> Result<crate::baseline::Imported, Error> {
             unimplemented!("metadata-only test store")
         }
         fn list(&self, f: &RunFilter) -> Result<Vec<StoredRun>, Error> {

@@ -38,12 +38,20 @@ enum Action {
         out: PathBuf,
         #[command(flatten)]
         filter: FilterArgs,
+        /// Export every intact run of a damaged store, naming the damaged ones (the first step
+        /// of recovering it: import the file into a new store).
+        #[arg(long)]
+        skip_damaged: bool,
     },
-    /// Add the runs of an export file (or a run.json) to the store; already stored runs are skipped.
+    /// Add the runs of an export file (or a run.json) to the store; runs already stored (same
+    /// content) are recognised, a different run under a taken id is stored under a new id.
     Import {
         /// Export file or run.json.
         file: PathBuf,
     },
+    /// Check every stored run against its checksums and the file with SQLite's integrity
+    /// check; exit 2 naming what is damaged.
+    Verify,
     /// Delete stored runs by id.
     Delete {
         /// Run ids.
@@ -80,11 +88,34 @@ impl FilterArgs {
 pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
     let cfg = ProjectConfig::load(&std::env::current_dir()?)?;
     let path = cfg.store_path(a.store.as_deref());
-    // Only import may create the store; the other actions read or change an existing one.
-    let mut store = match a.action {
-        Action::Import { .. } => SqliteStore::open(&path)?,
-        _ => SqliteStore::open_existing(&path)?,
-    };
+    // Reads open the store read-only (no migration, no write); only import may create it,
+    // and only after its file has been read, so a bad file leaves no new store behind.
+    match a.action {
+        Action::Import { file } => {
+            let records = exchange::import(&file)?;
+            let mut store = crate::run_cmd::prepare_store(path.clone())?;
+            let done = store.get()?.save_all(&records)?;
+            println!(
+                "imported {} new runs from {} ({} already stored)",
+                done.inserted.len(),
+                file.display(),
+                done.already
+            );
+            for (from, to) in &done.renamed {
+                println!(
+                    "  {from} is a different run from the stored one of that id: stored as {to}"
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Action::Delete { run_ids } => {
+            let mut store = SqliteStore::open_existing_write(&path)?;
+            crate::run_cmd::announce_migration(&store);
+            return delete(&mut store, &run_ids);
+        }
+        _ => {}
+    }
+    let store = SqliteStore::open_read(&path)?;
     match a.action {
         Action::List(f) => {
             let runs = store.list(&f.filter())?;
@@ -126,7 +157,11 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
                 print!("{}", workload_table(w));
             }
         }
-        Action::Export { out, filter } => {
+        Action::Export {
+            out,
+            filter,
+            skip_damaged: false,
+        } => {
             let runs = store.list(&filter.filter())?;
             let mut records = Vec::with_capacity(runs.len());
             for r in &runs {
@@ -137,38 +172,73 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
             exchange::export(&records, &out)?;
             println!("exported {} runs to {}", records.len(), out.display());
         }
-        Action::Import { file } => {
-            let records = exchange::import(&file)?;
-            let n = store.save_all(&records)?;
-            println!(
-                "imported {n} new runs from {} ({} already stored)",
-                file.display(),
-                records.len() - n
-            );
-        }
-        Action::Delete { run_ids } => {
-            let all = RunFilter {
-                include_dirty: true,
-                ..RunFilter::default()
-            };
-            let stored: Vec<String> = store.list(&all)?.into_iter().map(|r| r.run_id).collect();
-            let missing: Vec<&str> = run_ids
-                .iter()
-                .filter(|id| !stored.contains(id))
-                .map(String::as_str)
+        Action::Export {
+            out,
+            filter,
+            skip_damaged: true,
+        } => {
+            let salvage = store.salvage();
+            let f = filter.filter();
+            let records: Vec<_> = salvage
+                .intact
+                .into_iter()
+                .filter(|r| f.matches(&perfcheck::baseline::StoredRun::of(r)))
                 .collect();
-            if !missing.is_empty() {
-                bail!(perfcheck::Error::Usage(format!(
-                    "no stored run with id {} in {}; nothing else was deleted",
-                    missing.join(", "),
-                    path.display()
-                )));
+            exchange::export(&records, &out)?;
+            println!(
+                "exported {} intact runs to {}; {} damaged",
+                records.len(),
+                out.display(),
+                salvage.damaged.len()
+            );
+            for d in &salvage.damaged {
+                println!("  damaged, not exported: {}: {}", d.run, d.problem);
             }
-            for id in &run_ids {
-                store.delete(id)?;
-            }
-            println!("deleted {} runs", run_ids.len());
         }
+        Action::Verify => {
+            let damaged = store.verify()?;
+            if damaged.is_empty() {
+                let n = store.list(&RunFilter {
+                    include_dirty: true,
+                    ..RunFilter::default()
+                })?;
+                println!("{}: {} runs, all intact", path.display(), n.len());
+            } else {
+                for d in &damaged {
+                    println!("damaged: {}: {}", d.run, d.problem);
+                }
+                bail!(perfcheck::Error::Damaged {
+                    path: path.clone(),
+                    message: format!("{} damaged (listed above)", damaged.len()),
+                });
+            }
+        }
+        Action::Import { .. } | Action::Delete { .. } => unreachable!("handled above"),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn delete(store: &mut SqliteStore, run_ids: &[String]) -> anyhow::Result<ExitCode> {
+    let all = RunFilter {
+        include_dirty: true,
+        ..RunFilter::default()
+    };
+    let stored: Vec<String> = store.list(&all)?.into_iter().map(|r| r.run_id).collect();
+    let missing: Vec<&str> = run_ids
+        .iter()
+        .filter(|id| !stored.contains(id))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        bail!(perfcheck::Error::Usage(format!(
+            "no stored run with id {} in {}; nothing else was deleted",
+            missing.join(", "),
+            store.path().display()
+        )));
+    }
+    for id in run_ids {
+        store.delete(id)?;
+    }
+    println!("deleted {} runs", run_ids.len());
     Ok(ExitCode::SUCCESS)
 }

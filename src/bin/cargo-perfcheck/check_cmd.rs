@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use perfcheck::baseline::select::NoBaseline;
+use perfcheck::baseline::pending::PendingStore;
 use perfcheck::baseline::sqlite::SqliteStore;
 use perfcheck::check::{check, CheckOutcome};
 use perfcheck::compare::Comparison;
@@ -15,7 +16,7 @@ use perfcheck::project::ProjectConfig;
 use perfcheck::record::RunRecord;
 use perfcheck::report::check as render;
 
-use crate::run_cmd::{measure, save, MeasureArgs};
+use crate::run_cmd::{measure, prepare_store, save, MeasureArgs};
 
 /// Arguments of `check`.
 #[derive(Args)]
@@ -68,11 +69,16 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
         return crate::ab_cmd::run(&a, &project, &cwd);
     }
     let store_path = project.store_path(a.store.as_deref());
-    // A missing store is the normal first run: no baseline, and no file created unless saving.
-    let mut store = if a.save || store_path.exists() {
-        Some(SqliteStore::open(&store_path)?)
+    // A missing store is the normal first run: no baseline, and no file created unless a run
+    // is saved. Without --save the store is only read, so the check works on a read-only copy.
+    let mut pending = if a.save {
+        Some(prepare_store(store_path.clone())?)
     } else {
         None
+    };
+    let read_only = match &pending {
+        None if store_path.exists() => Some(SqliteStore::open_read(&store_path)?),
+        _ => None,
     };
     let (head, dir) = match &a.run_file {
         Some(file) => {
@@ -91,7 +97,11 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let repo = Repo::discover(&cwd);
     let include_dirty = a.include_dirty_baselines || project.check.include_dirty_baselines;
-    let outcome = match &store {
+    let store = match &pending {
+        Some(PendingStore::Open(s)) => Some(s),
+        _ => read_only.as_ref(),
+    };
+    let outcome = match store {
         Some(store) => check(
             store,
             repo.as_ref(),
@@ -149,8 +159,8 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    if let Some(store) = store.as_mut().filter(|_| a.save) {
-        save(store, &head)?;
+    if let Some(pending) = pending.as_mut() {
+        save(pending, &head)?;
     }
     Ok(ExitCode::from(code as u8))
 }

@@ -8,14 +8,13 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use perfcheck::baseline::sqlite::SqliteStore;
 use perfcheck::config::{Mix, Profile};
 use perfcheck::load::{self, LoadRequest, PhaseSpec, Progress};
 use perfcheck::project::ProjectConfig;
 use perfcheck::report::format::duration_ns;
 
 use crate::args::Folders;
-use crate::run_cmd::save;
+use crate::run_cmd::{prepare_store, save};
 
 /// Arguments of `load`.
 #[derive(Args)]
@@ -121,7 +120,7 @@ pub fn run(a: LoadArgs) -> anyhow::Result<ExitCode> {
     profile.load = Some(settings.clone());
     // Open the store first, so a bad store fails now, not after the run.
     let mut store = if a.save {
-        Some(SqliteStore::open(&project.store_path(a.store.as_deref()))?)
+        Some(prepare_store(project.store_path(a.store.as_deref()))?)
     } else {
         None
     };

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use perfcheck::baseline::sqlite::SqliteStore;
+use perfcheck::baseline::pending::PendingStore;
+use perfcheck::baseline::sqlite::{SqliteStore, STORE_VERSION};
 use perfcheck::baseline::{Saved, Store};
 use perfcheck::config::Profile;
 use perfcheck::project::ProjectConfig;
@@ -51,9 +52,9 @@ pub struct RunArgs {
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let project = ProjectConfig::load(&cwd)?;
-    // Open the store before the run, so a bad store fails in a second, not after a minute.
+    // Check the store before the run, so a bad store fails in a second, not after a minute.
     let mut store = if a.save {
-        Some(SqliteStore::open(&project.store_path(a.store.as_deref()))?)
+        Some(prepare_store(project.store_path(a.store.as_deref()))?)
     } else {
         None
     };
@@ -111,14 +112,35 @@ fn print_run(outcome: &RunOutcome) {
     println!("run record: {}", outcome.dir.join("run.json").display());
 }
 
+/// Checks the store a command will save into (see [`PendingStore`]), saying so if it had to
+/// be migrated.
+pub fn prepare_store(path: PathBuf) -> anyhow::Result<PendingStore> {
+    let pending = PendingStore::prepare(path)?;
+    if let PendingStore::Open(s) = &pending {
+        announce_migration(s);
+    }
+    Ok(pending)
+}
+
+/// Says once that this process migrated the store to the current schema.
+pub fn announce_migration(store: &SqliteStore) {
+    if let Some(from) = store.migrated_from() {
+        eprintln!(
+            "note: migrated baseline store {} from schema {from} to {STORE_VERSION}",
+            store.path().display()
+        );
+    }
+}
+
 /// Saves a finished run as a baseline, saying plainly when it cannot be one.
-pub fn save(store: &mut SqliteStore, r: &RunRecord) -> anyhow::Result<()> {
+pub fn save(pending: &mut PendingStore, r: &RunRecord) -> anyhow::Result<()> {
     let Some(git) = &r.git else {
         println!(
             "not saved: not in a git repository, so the run has no commit to be a baseline of"
         );
         return Ok(());
     };
+    let store = pending.get()?;
     match store.save(r)? {
         Saved::Inserted if git.dirty => println!(
             "saved as a DIRTY run of {} in {} (never used as a baseline unless asked)",

@@ -42,7 +42,7 @@ fn parse_metric(s: &str) -> Result<MetricName, String> {
 pub fn run(a: TrendArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let project = ProjectConfig::load(&cwd)?;
-    let store = SqliteStore::open_existing(&project.store_path(a.store.as_deref()))?;
+    let store = SqliteStore::open_read(&project.store_path(a.store.as_deref()))?;
     let Some(repo) = Repo::discover(&cwd) else {
         anyhow::bail!(perfcheck::Error::Usage(
             "trend needs a git repository: it follows the first-parent history".into()
