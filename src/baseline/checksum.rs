@@ -29,9 +29,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Checksum of a row's searchable columns together with its record checksum: a damaged commit,
-/// profile, machine or dirty flag would otherwise silently hide a run from a search.
-pub fn meta_sum(meta: &StoredRun, record_schema: i64, record_sha: &str) -> String {
+/// Checksum of a row's searchable columns together with its record checksums (of the record
+/// and of its compressed form): a damaged commit, profile, machine or dirty flag would
+/// otherwise silently hide a run from a search.
+pub fn meta_sum(meta: &StoredRun, record_schema: i64, record_sha: &str, gz_sha: &str) -> String {
     // A JSON array is an unambiguous encoding of the fields (no separator can be forged).
     let fields = serde_json::json!([
         meta.run_id,
@@ -42,7 +43,8 @@ pub fn meta_sum(meta: &StoredRun, record_schema: i64, record_sha: &str) -> Strin
         meta.machine_key,
         meta.created_at,
         record_schema,
-        record_sha
+        record_sha,
+        gz_sha
     ]);
     sha256_hex(fields.to_string().as_bytes())
 }
@@ -74,7 +76,7 @@ mod tests {
 
     #[test]
     fn every_searchable_column_changes_the_meta_sum() {
-        let base = meta_sum(&meta(), 1, "x");
+        let base = meta_sum(&meta(), 1, "x", "z");
         let variants = [
             StoredRun {
                 run_id: "other".into(),
@@ -110,10 +112,11 @@ mod tests {
             },
         ];
         for v in &variants {
-            assert_ne!(meta_sum(v, 1, "x"), base, "{v:?}");
+            assert_ne!(meta_sum(v, 1, "x", "z"), base, "{v:?}");
         }
-        assert_ne!(meta_sum(&meta(), 2, "x"), base);
-        assert_ne!(meta_sum(&meta(), 1, "y"), base);
-        assert_eq!(meta_sum(&meta(), 1, "x"), base);
+        assert_ne!(meta_sum(&meta(), 2, "x", "z"), base);
+        assert_ne!(meta_sum(&meta(), 1, "y", "z"), base);
+        assert_ne!(meta_sum(&meta(), 1, "x", "w"), base);
+        assert_eq!(meta_sum(&meta(), 1, "x", "z"), base);
     }
 }

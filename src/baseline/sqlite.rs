@@ -5,12 +5,16 @@
 //!   so it works on a read-only mount, without write permission and on a full disk (falling
 //!   back to SQLite's `immutable` mode when the WAL index cannot be created).
 //! - Damage is noticed: every row carries a checksum of its searchable columns (verified for
-//!   every row whenever runs are listed or searched) and one of its record (verified whenever
-//!   the record is read); a store opened for writing passes `PRAGMA quick_check` first.
+//!   every row whenever runs are listed or searched), one of its compressed record and one of
+//!   the record itself (verified whenever the record is read). A store opened for writing
+//!   first passes `PRAGMA integrity_check` (not `quick_check`: that one does not compare the
+//!   indexes with the table, so a write could build on a damaged index) and a check of every
+//!   row's checksums, so nothing is ever written into a damaged store.
 //! - Nothing is dropped silently: saving a run whose id is taken by a different run is an
 //!   error; importing one renames it by its content; the same run twice is recognised by its
 //!   content checksum.
 
+use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -64,28 +68,34 @@ const SCHEMA_2_TABLE: &str = "CREATE TABLE runs_v2 (
         record_schema INTEGER NOT NULL,
         record_sha256 TEXT NOT NULL,
         meta_sha256 TEXT NOT NULL,
+        gz_sha256 TEXT NOT NULL,
         record_gz BLOB NOT NULL
     )";
 
 /// The searchable columns and checksums of schema 2, in [`Row`] order.
-const META_COLUMNS: &str = "id, run_id, commit_sha, branch, dirty, profile, machine_key, created_at, \
-                            record_schema, record_sha256, meta_sha256";
+const META_COLUMNS: &str =
+    "id, run_id, commit_sha, branch, dirty, profile, machine_key, created_at, \
+                            record_schema, record_sha256, meta_sha256, gz_sha256";
 /// The same for a schema-1 store (no checksums).
 const META_COLUMNS_V1: &str = "id, run_id, commit_sha, branch, dirty, profile, machine_key, \
-                               created_at, record_schema, NULL, NULL";
+                               created_at, record_schema, NULL, NULL, NULL";
 
 /// How the store was opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     /// Read-only: no migration, no write.
     Read,
-    /// Checked (quick_check, row checksums) and migrated; may write.
+    /// Checked (integrity_check, row checksums) and migrated; may write.
     Write,
 }
 
 /// A baseline store in one SQLite file.
 pub struct SqliteStore {
-    conn: Connection,
+    /// A `RefCell` so that a read-only store can swap an `immutable` connection for a normal
+    /// one when a writer appears (see [`SqliteStore::open_read`]).
+    conn: RefCell<Connection>,
+    /// Whether `conn` reads the file in SQLite's `immutable` mode (no locks, no WAL).
+    immutable: Cell<bool>,
     path: PathBuf,
     mode: Mode,
     /// Schema of the file as opened (after migration when opened for writing).
@@ -101,6 +111,7 @@ struct Row {
     record_schema: i64,
     record_sha: Option<String>,
     meta_sha: Option<String>,
+    gz_sha: Option<String>,
 }
 
 /// A stored run that failed its checks.
@@ -145,10 +156,13 @@ impl SqliteStore {
         if meta.len() == 0 {
             // An empty file is an empty store; answer from memory rather than touch the file.
             let conn = Connection::open_in_memory().map_err(|e| sql_error(path, e))?;
-            conn.execute_batch(&format!("{SCHEMA_2_TABLE}; ALTER TABLE runs_v2 RENAME TO runs;"))
-                .map_err(|e| sql_error(path, e))?;
+            conn.execute_batch(&format!(
+                "{SCHEMA_2_TABLE}; ALTER TABLE runs_v2 RENAME TO runs;"
+            ))
+            .map_err(|e| sql_error(path, e))?;
             let store = SqliteStore {
-                conn,
+                conn: RefCell::new(conn),
+                immutable: Cell::new(false),
                 path: path.to_path_buf(),
                 mode: Mode::Read,
                 version: STORE_VERSION,
@@ -156,26 +170,12 @@ impl SqliteStore {
             };
             return Ok(store);
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let plain = Connection::open_with_flags(path, flags)
-            .and_then(|c| probe(&c).map(|h| (c, h)));
-        let (conn, header) = match plain {
-            Ok(ok) => ok,
-            // Reading a WAL store needs its -shm index; where it cannot be created (read-only
-            // folder, full disk), nobody can be writing through this path either, so SQLite's
-            // immutable mode reads the file as it is.
-            Err(e) if needs_immutable(&e) => Connection::open_with_flags(immutable_uri(path), flags)
-                .and_then(|c| probe(&c).map(|h| (c, h)))
-                .map_err(|e| damage_aware(path, e))?,
-            Err(e) => return Err(damage_aware(path, e)),
-        };
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| sql_error(path, e))?;
+        let (conn, immutable) = read_connection(path)?;
+        let header = probe(&conn).map_err(|e| damage_aware(path, e))?;
         let version = check_identity(path, header)?;
         Ok(SqliteStore {
-            conn,
+            conn: RefCell::new(conn),
+            immutable: Cell::new(immutable),
             path: path.to_path_buf(),
             mode: Mode::Read,
             version,
@@ -183,8 +183,36 @@ impl SqliteStore {
         })
     }
 
+    /// Runs a read, repeating it on a normal read-only connection if it ran on an
+    /// `immutable` one and a writer appeared meanwhile (its WAL file now exists).
+    fn read<T>(&self, f: impl Fn(&SqliteStore) -> Result<T, Error>) -> Result<T, Error> {
+        self.leave_immutable_if_written()?;
+        let out = f(self);
+        if self.leave_immutable_if_written()? {
+            return f(self);
+        }
+        out
+    }
+
+    fn leave_immutable_if_written(&self) -> Result<bool, Error> {
+        if !self.immutable.get() || !wal_path(&self.path).exists() {
+            return Ok(false);
+        }
+        let conn = Connection::open_with_flags(&self.path, read_flags())
+            .map_err(|e| damage_aware(&self.path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| sql_error(&self.path, e))?;
+        *self.conn.borrow_mut() = conn;
+        self.immutable.set(false);
+        Ok(true)
+    }
+
+    fn conn(&self) -> std::cell::Ref<'_, Connection> {
+        self.conn.borrow()
+    }
+
     /// Opens (creating if needed) the store at `path` for writing: checks it (`PRAGMA
-    /// quick_check` and every row's checksum) and migrates older layouts. A damaged store is
+    /// integrity_check` and every row's checksum) and migrates older layouts. A damaged store is
     /// refused, with the way to recover what is intact.
     pub fn open_write(path: &Path) -> Result<SqliteStore, Error> {
         let err = |message: String| Error::Store {
@@ -200,23 +228,27 @@ impl SqliteStore {
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| sql_error(path, e))?;
         let mut store = SqliteStore {
-            conn,
+            conn: RefCell::new(conn),
+            immutable: Cell::new(false),
             path: path.to_path_buf(),
             mode: Mode::Write,
             version: 0,
             migrated_from: None,
         };
-        let header = probe(&store.conn).map_err(|e| damage_aware(path, e))?;
+        let header = probe(&store.conn()).map_err(|e| damage_aware(path, e))?;
         let version = check_identity(path, header)?;
+        store.version = version;
+        // Every check before the first write: a damaged store is left exactly as it was.
         if header.tables > 0 {
-            store.quick_check()?;
+            store.integrity_check()?;
+            let damaged = store.damaged_rows()?;
+            if !damaged.is_empty() {
+                return Err(store.damaged(&damaged));
+            }
         }
         store.enable_wal()?;
-        store.version = version;
-        store.migrate()?;
-        let damaged = store.damaged_rows()?;
-        if !damaged.is_empty() {
-            return Err(store.damaged(&damaged));
+        if version < STORE_VERSION || header.app != APPLICATION_ID {
+            store.migrate()?;
         }
         Ok(store)
     }
@@ -240,9 +272,13 @@ impl SqliteStore {
     /// Checks the whole file (`PRAGMA integrity_check`) and every stored run completely
     /// (searchable columns and record); what is damaged.
     pub fn verify(&self) -> Result<Vec<Damage>, Error> {
+        self.read(SqliteStore::verify_now)
+    }
+
+    fn verify_now(&self) -> Result<Vec<Damage>, Error> {
         let mut damaged = Vec::new();
         let problems: Vec<String> = self
-            .conn
+            .conn()
             .prepare("PRAGMA integrity_check")
             .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect())
             .map_err(|e| damage_aware(&self.path, e))?;
@@ -254,7 +290,10 @@ impl SqliteStore {
         }
         let rows = self.rows()?;
         for row in &rows {
-            if let Err(problem) = self.check_row(row).and_then(|_| self.load_row(row).map(|_| ())) {
+            if let Err(problem) = self
+                .check_row(row)
+                .and_then(|_| self.load_row(row).map(|_| ()))
+            {
                 damaged.push(Damage {
                     run: row.label(),
                     problem,
@@ -267,6 +306,16 @@ impl SqliteStore {
     /// Reads back every run that is intact, and names what is not: the first step of
     /// recovering a damaged store (export these, import them into a new store).
     pub fn salvage(&self) -> Salvage {
+        // Best effort by nature: a swap that fails leaves the immutable view, still intact.
+        let _ = self.leave_immutable_if_written();
+        let out = self.salvage_now();
+        match self.leave_immutable_if_written() {
+            Ok(true) => self.salvage_now(),
+            _ => out,
+        }
+    }
+
+    fn salvage_now(&self) -> Salvage {
         let mut out = Salvage {
             intact: Vec::new(),
             damaged: Vec::new(),
@@ -314,10 +363,10 @@ impl SqliteStore {
         }
     }
 
-    fn quick_check(&self) -> Result<(), Error> {
-        let mut stmt = self
-            .conn
-            .prepare("PRAGMA quick_check")
+    fn integrity_check(&self) -> Result<(), Error> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("PRAGMA integrity_check")
             .map_err(|e| damage_aware(&self.path, e))?;
         let problems: Vec<String> = stmt
             .query_map([], |r| r.get::<_, String>(0))
@@ -329,7 +378,7 @@ impl SqliteStore {
         let first: Vec<&str> = problems.iter().take(3).map(String::as_str).collect();
         Err(self.damaged(&[Damage {
             run: "the file".into(),
-            problem: format!("SQLite's quick_check found: {}", first.join("; ")),
+            problem: format!("SQLite's integrity_check found: {}", first.join("; ")),
         }]))
     }
 
@@ -339,7 +388,7 @@ impl SqliteStore {
         let mut last = None;
         for attempt in 0..100 {
             match self
-                .conn
+                .conn()
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
             {
                 Ok(_) => {
@@ -356,7 +405,7 @@ impl SqliteStore {
         if let Some(e) = last {
             return Err(damage_aware(&self.path, e));
         }
-        self.conn
+        self.conn()
             .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(|e| damage_aware(&self.path, e))
     }
@@ -367,6 +416,7 @@ impl SqliteStore {
         let path = self.path.clone();
         let tx = self
             .conn
+            .get_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| damage_aware(&path, e))?;
         let header = probe(&tx).map_err(|e| damage_aware(&path, e))?;
@@ -396,6 +446,7 @@ impl SqliteStore {
         let path = self.path.clone();
         let tx = self
             .conn
+            .get_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| damage_aware(&path, e))?;
         let v: i64 = tx
@@ -457,9 +508,12 @@ impl SqliteStore {
     /// Every row's searchable part, in storage order. Reads bypass the indexes (`NOT
     /// INDEXED`): a damaged index entry must not hide a run, and the table is small.
     fn rows(&self) -> Result<Vec<Row>, Error> {
-        let sql = format!("SELECT {} FROM runs NOT INDEXED ORDER BY id", self.meta_columns());
-        let mut stmt = self
-            .conn
+        let sql = format!(
+            "SELECT {} FROM runs NOT INDEXED ORDER BY id",
+            self.meta_columns()
+        );
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare(&sql)
             .map_err(|e| damage_aware(&self.path, e))?;
         let mut rows = stmt.query([]).map_err(|e| damage_aware(&self.path, e))?;
@@ -481,7 +535,8 @@ impl SqliteStore {
 
     fn rowids(&self) -> Result<Vec<i64>, (Vec<i64>, rusqlite::Error)> {
         let mut ids = Vec::new();
-        let mut stmt = match self.conn.prepare("SELECT id FROM runs NOT INDEXED ORDER BY id") {
+        let conn = self.conn();
+        let mut stmt = match conn.prepare("SELECT id FROM runs NOT INDEXED ORDER BY id") {
             Ok(s) => s,
             Err(e) => return Err((ids, e)),
         };
@@ -503,18 +558,20 @@ impl SqliteStore {
 
     fn row_by_rowid(&self, rowid: i64) -> Result<Row, String> {
         let sql = format!("SELECT {} FROM runs WHERE id = ?1", self.meta_columns());
-        self.conn
+        self.conn()
             .query_row(&sql, [rowid], |r| Ok(decode_row(r)))
             .map_err(|e| e.to_string())?
     }
 
-    /// Rows whose searchable columns do not match their checksum.
+    /// Rows whose searchable columns or compressed record do not match their checksums (what
+    /// a write must not build on; cheaper than decompressing every record).
     fn damaged_rows(&self) -> Result<Vec<Damage>, Error> {
         Ok(self
             .rows()?
             .iter()
             .filter_map(|row| {
-                self.check_row(row).err().map(|problem| Damage {
+                let checked = self.check_row(row).and_then(|_| self.blob(row).map(|_| ()));
+                checked.err().map(|problem| Damage {
                     run: row.label(),
                     problem,
                 })
@@ -524,10 +581,12 @@ impl SqliteStore {
 
     /// Verifies a row's searchable columns against their checksum (schema 2 stores).
     fn check_row(&self, row: &Row) -> Result<(), String> {
-        let (Some(record_sha), Some(meta_sha)) = (&row.record_sha, &row.meta_sha) else {
+        let (Some(record_sha), Some(meta_sha), Some(gz_sha)) =
+            (&row.record_sha, &row.meta_sha, &row.gz_sha)
+        else {
             return Ok(()); // a schema-1 store read without migrating: no checksums yet
         };
-        if &meta_sum(&row.meta, row.record_schema, record_sha) != meta_sha {
+        if &meta_sum(&row.meta, row.record_schema, record_sha, gz_sha) != meta_sha {
             return Err(
                 "its searchable columns (commit, profile, machine, dirty, ...) do not match \
                  their checksum"
@@ -538,20 +597,34 @@ impl SqliteStore {
     }
 
     /// Reads and verifies one row's record.
-    fn load_row(&self, row: &Row) -> Result<RunRecord, String> {
+    fn blob(&self, row: &Row) -> Result<Vec<u8>, String> {
         let gz: Vec<u8> = self
-            .conn
-            .query_row("SELECT record_gz FROM runs WHERE id = ?1", [row.rowid], |r| {
-                match r.get_ref(0)? {
+            .conn()
+            .query_row(
+                "SELECT record_gz FROM runs WHERE id = ?1",
+                [row.rowid],
+                |r| match r.get_ref(0)? {
                     ValueRef::Blob(b) => Ok(Ok(b.to_vec())),
                     other => Ok(Err(format!(
                         "its record is stored as {:?}, not a blob",
                         other.data_type()
                     ))),
-                }
-            })
+                },
+            )
             .map_err(|e| e.to_string())??;
-        let json = decompress(&gz).map_err(|e| format!("its record cannot be decompressed: {e}"))?;
+        if let Some(sum) = &row.gz_sha {
+            if &sha256_hex(&gz) != sum {
+                return Err("its compressed record does not match its checksum".into());
+            }
+        }
+        Ok(gz)
+    }
+
+    /// Reads and verifies one row's record.
+    fn load_row(&self, row: &Row) -> Result<RunRecord, String> {
+        let gz = self.blob(row)?;
+        let json =
+            decompress(&gz).map_err(|e| format!("its record cannot be decompressed: {e}"))?;
         if let Some(sum) = &row.record_sha {
             if &sha256_hex(&json) != sum {
                 return Err("its record does not match its checksum".into());
@@ -587,6 +660,7 @@ impl Store for SqliteStore {
         let (_, sum) = canonical(record)?;
         let tx = self
             .conn
+            .get_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| damage_aware(&path, e))?;
         let saved = match stored_sum(&tx, &record.run_id).map_err(|e| damage_aware(&path, e))? {
@@ -608,11 +682,14 @@ impl Store for SqliteStore {
         };
         tx.commit().map_err(|e| damage_aware(&path, e))?;
         // Read it back: a save that did not store what it was given must never look like one.
-        match stored_sum(&self.conn, &record.run_id).map_err(|e| damage_aware(&path, e))? {
+        match stored_sum(&self.conn(), &record.run_id).map_err(|e| damage_aware(&path, e))? {
             Some(s) if s == sum => Ok(saved),
             _ => Err(Error::Store {
                 path,
-                message: format!("run {} was not stored (read-back found no match)", record.run_id),
+                message: format!(
+                    "run {} was not stored (read-back found no match)",
+                    record.run_id
+                ),
             }),
         }
     }
@@ -622,6 +699,7 @@ impl Store for SqliteStore {
         let path = self.path.clone();
         let tx = self
             .conn
+            .get_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| damage_aware(&path, e))?;
         let mut out = Imported::default();
@@ -651,9 +729,9 @@ impl Store for SqliteStore {
                             return Err(Error::Store {
                                 path,
                                 message: format!(
-                                    "runs {} and {} are both taken by other runs; nothing was imported",
-                                    r.run_id, renamed.run_id
-                                ),
+                                "runs {} and {} are both taken by other runs; nothing was imported",
+                                r.run_id, renamed.run_id
+                            ),
                             })
                         }
                     }
@@ -665,6 +743,25 @@ impl Store for SqliteStore {
     }
 
     fn list(&self, filter: &RunFilter) -> Result<Vec<StoredRun>, Error> {
+        self.read(|s| s.list_now(filter))
+    }
+
+    fn load(&self, run_id: &str) -> Result<Option<RunRecord>, Error> {
+        self.read(|s| s.load_now(run_id))
+    }
+
+    fn delete(&mut self, run_id: &str) -> Result<bool, Error> {
+        self.writable()?;
+        let n = self
+            .conn()
+            .execute("DELETE FROM runs WHERE run_id = ?1", [run_id])
+            .map_err(|e| damage_aware(&self.path, e))?;
+        Ok(n > 0)
+    }
+}
+
+impl SqliteStore {
+    fn list_now(&self, filter: &RunFilter) -> Result<Vec<StoredRun>, Error> {
         let rows = self.rows()?;
         let damaged: Vec<Damage> = rows
             .iter()
@@ -689,7 +786,7 @@ impl Store for SqliteStore {
         Ok(runs.into_iter().map(|(_, m)| m).collect())
     }
 
-    fn load(&self, run_id: &str) -> Result<Option<RunRecord>, Error> {
+    fn load_now(&self, run_id: &str) -> Result<Option<RunRecord>, Error> {
         let rows = self.rows()?;
         let Some(row) = rows.iter().find(|r| r.meta.run_id == run_id) else {
             return Ok(None);
@@ -703,15 +800,6 @@ impl Store for SqliteStore {
                     problem,
                 }])
             })
-    }
-
-    fn delete(&mut self, run_id: &str) -> Result<bool, Error> {
-        self.writable()?;
-        let n = self
-            .conn
-            .execute("DELETE FROM runs WHERE run_id = ?1", [run_id])
-            .map_err(|e| damage_aware(&self.path, e))?;
-        Ok(n > 0)
     }
 }
 
@@ -769,7 +857,7 @@ fn check_identity(path: &Path, h: Header) -> Result<i64, Error> {
 }
 
 /// The record checksum stored under `run_id`, if any (through the unique index: writes trust
-/// the index because `quick_check` passed when the store was opened).
+/// the index because `integrity_check` passed when the store was opened).
 fn stored_sum(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row(
         "SELECT record_sha256 FROM runs WHERE run_id = ?1",
@@ -785,15 +873,17 @@ fn insert_row(
     rowid: Option<i64>,
     record: &RunRecord,
 ) -> rusqlite::Result<usize> {
-    let (json, sum) = canonical(record).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let (json, sum) =
+        canonical(record).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     let blob = compress(&json).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     let meta = StoredRun::of(record);
     let schema = i64::from(record.schema);
-    let meta_sha = meta_sum(&meta, schema, &sum);
+    let gz_sha = sha256_hex(&blob);
+    let meta_sha = meta_sum(&meta, schema, &sum, &gz_sha);
     conn.prepare_cached(&format!(
         "INSERT INTO {table} (id, run_id, commit_sha, branch, dirty, profile, machine_key,
-             created_at, record_schema, record_sha256, meta_sha256, record_gz)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+             created_at, record_schema, record_sha256, meta_sha256, gz_sha256, record_gz)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))?
     .execute(params![
         rowid,
@@ -807,6 +897,7 @@ fn insert_row(
         schema,
         sum,
         meta_sha,
+        gz_sha,
         blob
     ])
 }
@@ -816,7 +907,10 @@ fn decode_row(r: &rusqlite::Row<'_>) -> Result<Row, String> {
     let int = |i: usize| -> Result<i64, String> {
         match r.get_ref(i).map_err(|e| e.to_string())? {
             ValueRef::Integer(v) => Ok(v),
-            other => Err(format!("column {i} holds {:?}, not an integer", other.data_type())),
+            other => Err(format!(
+                "column {i} holds {:?}, not an integer",
+                other.data_type()
+            )),
         }
     };
     let text = |i: usize| -> Result<Option<String>, String> {
@@ -825,7 +919,10 @@ fn decode_row(r: &rusqlite::Row<'_>) -> Result<Row, String> {
             ValueRef::Text(t) => std::str::from_utf8(t)
                 .map(|s| Some(s.to_owned()))
                 .map_err(|_| format!("column {i} is not valid UTF-8")),
-            other => Err(format!("column {i} holds {:?}, not text", other.data_type())),
+            other => Err(format!(
+                "column {i} holds {:?}, not text",
+                other.data_type()
+            )),
         }
     };
     let required = |i: usize| -> Result<String, String> {
@@ -853,6 +950,7 @@ fn decode_row(r: &rusqlite::Row<'_>) -> Result<Row, String> {
         record_schema: int(8).map_err(at)?,
         record_sha: text(9).map_err(at)?,
         meta_sha: text(10).map_err(at)?,
+        gz_sha: text(11).map_err(at)?,
     })
 }
 
@@ -906,6 +1004,43 @@ fn damaged_error(path: &Path, damage: &[Damage]) -> Error {
             }
         ),
     }
+}
+
+fn read_flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+fn wal_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+/// A read-only connection that leaves the folder as it found it. With no WAL file beside the
+/// store no connection has it open, so SQLite's `immutable` mode reads the file as it is and
+/// creates nothing (a normal read-only connection would leave `-wal` and `-shm` files behind,
+/// and cannot open at all on a read-only mount or a full disk). With a WAL file, a writer may
+/// be active: a normal read-only connection sees its committed work.
+fn read_connection(path: &Path) -> Result<(Connection, bool), Error> {
+    let (conn, immutable) = if wal_path(path).exists() {
+        match Connection::open_with_flags(path, read_flags()).and_then(|c| probe(&c).map(|_| c)) {
+            Ok(c) => (c, false),
+            // The WAL index cannot be created (read-only folder or mount, full disk): nobody
+            // can be writing through this path either.
+            Err(e) if needs_immutable(&e) => (open_immutable(path)?, true),
+            Err(e) => return Err(damage_aware(path, e)),
+        }
+    } else {
+        (open_immutable(path)?, true)
+    };
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| sql_error(path, e))?;
+    Ok((conn, immutable))
+}
+
+fn open_immutable(path: &Path) -> Result<Connection, Error> {
+    Connection::open_with_flags(immutable_uri(path), read_flags())
+        .map_err(|e| damage_aware(path, e))
 }
 
 fn needs_immutable(e: &rusqlite::Error) -> bool {

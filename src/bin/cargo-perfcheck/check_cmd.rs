@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use perfcheck::baseline::select::NoBaseline;
 use perfcheck::baseline::pending::PendingStore;
+use perfcheck::baseline::select::NoBaseline;
 use perfcheck::baseline::sqlite::SqliteStore;
 use perfcheck::check::{check, CheckOutcome};
 use perfcheck::compare::Comparison;
