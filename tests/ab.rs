@@ -110,10 +110,17 @@ fn a_slowed_head_fails_the_paired_gate_and_the_same_code_passes() {
     let allocs = verdict(&json, "recall/total/allocs");
     assert_eq!(allocs["status"], "unchanged", "{allocs}");
     // The knob reached the head runs only, and every run's record is kept.
+    let mut ids = std::collections::BTreeSet::new();
     for i in 1..=4 {
-        assert!(record(&dir.join(format!("base-{i}")))["slowdown"].is_null());
-        assert!(record(&dir.join(format!("head-{i}")))["slowdown"].is_string());
+        let base = record(&dir.join(format!("base-{i}")));
+        let head = record(&dir.join(format!("head-{i}")));
+        assert!(base["slowdown"].is_null());
+        assert!(head["slowdown"].is_string());
+        ids.insert(base["run_id"].as_str().unwrap().to_owned());
+        ids.insert(head["run_id"].as_str().unwrap().to_owned());
     }
+    // Runs of one session never share an id, even when started in the same second.
+    assert_eq!(ids.len(), 8, "{ids:?}");
     let md = std::fs::read_to_string(dir.join("check.md")).unwrap();
     assert!(md.starts_with("### ❌ perfcheck"), "{md}");
     assert!(md.contains("Paired A/B"), "{md}");
