@@ -82,18 +82,22 @@ fn eight_processes_saving_fifty_runs_each_store_all_four_hundred() {
     assert_eq!(stored, printed);
 }
 
+/// `baseline export -o file` of the project's default store, parsed.
+fn export_doc(p: &Project, file: &Path) -> serde_json::Value {
+    p.cmd()
+        .args(["baseline", "export", "-o"])
+        .arg(file)
+        .assert()
+        .success();
+    serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+}
+
 /// An export of one run, and the same run with another payload under the same id (what two
 /// clones of an older perfcheck saving in the same second produced).
 fn colliding_exports(p: &Project) -> (PathBuf, PathBuf, String) {
     let id = p.save(None);
     let export = p.path().join("one.json");
-    p.cmd()
-        .args(["baseline", "export", "-o"])
-        .arg(&export)
-        .assert()
-        .success();
-    let mut doc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
+    let mut doc = export_doc(p, &export);
     doc["runs"][0]["run_id"] = serde_json::json!("20261127-065012-1a2b3c4");
     let legacy = p.path().join("legacy.json");
     std::fs::write(&legacy, doc.to_string()).unwrap();
@@ -226,12 +230,7 @@ fn a_schema_1_store_is_read_without_migrating_and_migrated_once_by_a_write() {
     let p = Project::new(MINI_REMEMBER, None);
     let export = p.path().join("e.json");
     p.save(None);
-    p.cmd()
-        .args(["baseline", "export", "-o"])
-        .arg(&export)
-        .assert()
-        .success();
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
+    let doc = export_doc(&p, &export);
     let mut record = doc["runs"][0].clone();
     record["run_id"] = serde_json::json!("20261127-065012-1a2b3c4");
     let store = p.path().join("old.sqlite");
@@ -746,13 +745,7 @@ fn corruption_anywhere_in_a_real_store_is_detected_or_harmless_never_a_wrong_ans
     let extra = extra_dir.path().join("extra.json");
     {
         // One more run to import in each trial, under a fresh id.
-        p.cmd()
-            .args(["baseline", "export", "-o"])
-            .arg(&extra)
-            .assert()
-            .success();
-        let mut doc: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&extra).unwrap()).unwrap();
+        let mut doc = export_doc(&p, &extra);
         let runs = doc["runs"].as_array_mut().unwrap();
         runs.truncate(1);
         runs[0]["run_id"] = serde_json::json!("imported-in-trial");
@@ -923,13 +916,7 @@ fn imports_killed_at_random_points_leave_the_store_whole_and_usable() {
     let (p, store, _) = stored_project();
     // An import of 30 runs: one transaction that takes a while.
     let export = p.path().join("many.json");
-    p.cmd()
-        .args(["baseline", "export", "-o"])
-        .arg(&export)
-        .assert()
-        .success();
-    let mut doc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
+    let mut doc = export_doc(&p, &export);
     let one = doc["runs"][0].clone();
     let runs: Vec<serde_json::Value> = (0..30)
         .map(|i| {
