@@ -392,33 +392,79 @@ fn statistical(
             .chain(bases.iter().map(|b| b.samples.len()))
             .min()
             .unwrap_or(0);
-        if short < need {
+        let insufficient = |v: &mut Verdict, note: String| {
             v.base = Some(base_value(bases, MetricKind::Timing));
             v.status = Status::InsufficientData;
-            v.note = Some(format!("{short} samples in a run, {need} needed"));
-            return None;
+            v.note = Some(note);
+            None
+        };
+        if short < need {
+            return insufficient(v, format!("{short} samples in a run, {need} needed"));
         }
         let name = head.name.to_string();
         let run = |m: &Metric, which: usize| {
             let mut rng = stats::rng_for(seed.wrapping_add(which as u64), &name);
             let b = BlockSamples::new(&m.samples);
-            RunStat {
+            let rank_se = b.rank_log_se(stat, t.confidence)?;
+            Some(RunStat {
                 value: b.full(stat),
-                log_se: b.log_se(stat, t.resamples, &mut rng),
-            }
+                log_se: b.log_se(stat, t.resamples, &mut rng).max(rank_se),
+            })
         };
-        let base_runs: Vec<RunStat> = bases
-            .iter()
-            .enumerate()
-            .map(|(i, b)| run(b, i + 1))
-            .collect();
-        Estimate::new(&base_runs, run(head, 0), floor)
+        let Some(head_run) = run(head, 0) else {
+            return insufficient(v, unbounded(stat, short, t.confidence));
+        };
+        let mut base_runs = Vec::with_capacity(bases.len());
+        for (i, b) in bases.iter().enumerate() {
+            match run(b, i + 1) {
+                Some(r) => base_runs.push(r),
+                None => return insufficient(v, unbounded(stat, short, t.confidence)),
+            }
+        }
+        // The drift floor is the run-to-run noise assumed beyond sampling. A run whose own
+        // statistic is less certain than that has too few operations to tell a change from
+        // which operations happened to be drawn: its verdict would rest on the sampling.
+        let worst = std::iter::once(&head_run)
+            .chain(&base_runs)
+            .map(|r| r.log_se)
+            .fold(0.0f64, f64::max);
+        if floor > 0.0 && worst > floor {
+            return insufficient(
+                v,
+                format!(
+                    "sampling error {:.0}% of a run's {} exceeds the run-to-run noise floor {:.0}%: too few operations",
+                    100.0 * worst.exp_m1(),
+                    stat_name(stat),
+                    100.0 * floor
+                ),
+            );
+        }
+        Estimate::new(&base_runs, head_run, floor)
     };
     v.base = Some(estimate.base);
     v.change = Some(estimate.change());
     v.p_value = Some(estimate.p_value());
     v.noise = Some(estimate.drift);
     Some(estimate)
+}
+
+/// A statistic as the run table names it: `median`, `p99`, `mean`, `value`.
+fn stat_name(stat: Statistic) -> String {
+    match stat {
+        Statistic::Median => "median".into(),
+        Statistic::Mean => "mean".into(),
+        Statistic::Percentile(p) => format!("p{p}"),
+        Statistic::Value => "value".into(),
+    }
+}
+
+/// Why a statistic cannot be bounded from `n` operations at `confidence`.
+fn unbounded(stat: Statistic, n: usize, confidence: f64) -> String {
+    format!(
+        "{n} samples cannot bound the {} at {:.0}% confidence: too few operations",
+        stat_name(stat),
+        100.0 * confidence
+    )
 }
 
 /// Samples a run needs before its statistic means anything: the configured minimum, and for a

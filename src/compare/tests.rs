@@ -332,3 +332,103 @@ fn sub_microsecond_stages_are_reported_not_gated() {
     let c = compare(&[base], &head, &t, 0);
     assert_eq!(c.verdicts[0].status, Status::Regression(Level::Fail));
 }
+
+/// Log-normal timings with log-sd `sigma` (a stage whose operations vary widely).
+fn spread_timings(rng: &mut ChaCha8Rng, n: usize, median: f64, sigma: f64) -> Vec<u64> {
+    (0..n)
+        .map(|_| {
+            let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+            let u2: f64 = rng.random();
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            (median * (sigma * z).exp()).round() as u64
+        })
+        .collect()
+}
+
+#[test]
+fn a_median_from_a_few_widely_spread_operations_is_insufficient_data() {
+    // 31 operations with a log-sd of 0.8 (as a tiny profile's `mixed/persist`): the median's
+    // own sampling error (about 18%) exceeds the 10% run-to-run floor, whatever the change.
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let set = |v: Vec<u64>| MetricSet {
+        metrics: vec![Metric::from_samples(name("mixed/persist/wall_ns"), v)],
+        ..MetricSet::default()
+    };
+    for head_median in [40_000.0, 20_000.0, 80_000.0] {
+        let base = set(spread_timings(&mut rng, 31, 40_000.0, 0.8));
+        let head = set(spread_timings(&mut rng, 31, head_median, 0.8));
+        let c = compare(&[base], &head, &Thresholds::default(), 0);
+        let v = &c.verdicts[0];
+        assert_eq!(v.status, Status::InsufficientData, "{v:?}");
+        let note = v.note.as_deref().unwrap();
+        assert!(
+            note.contains("sampling error") && note.contains("floor 10%"),
+            "{note}"
+        );
+        assert!(v.base.is_some() && v.change.is_none());
+    }
+    // The same spread over 2000 operations is judged: unchanged, and a doubling fails.
+    let base = set(spread_timings(&mut rng, 2000, 40_000.0, 0.8));
+    let same = set(spread_timings(&mut rng, 2000, 40_000.0, 0.8));
+    let slow = set(spread_timings(&mut rng, 2000, 120_000.0, 0.8));
+    let t = Thresholds::default();
+    let c = compare(std::slice::from_ref(&base), &same, &t, 0);
+    assert_eq!(
+        c.verdicts[0].status,
+        Status::Unchanged,
+        "{:?}",
+        c.verdicts[0]
+    );
+    let c = compare(&[base], &slow, &t, 0);
+    assert_eq!(c.verdicts[0].status, Status::Regression(Level::Fail));
+}
+
+#[test]
+fn a_percentile_the_samples_cannot_bound_at_the_confidence_is_insufficient_data() {
+    // 1200 operations pass the fixed p99 rule (500) but cannot bound a p99 at 99.9%: the upper
+    // order statistic needed lies beyond the sample.
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let set = |v: Vec<u64>| MetricSet {
+        metrics: vec![Metric::from_samples(name("recall/total/p99_ns"), v)],
+        ..MetricSet::default()
+    };
+    let base = set(timings(&mut rng, 1200, 100_000.0));
+    let head = set(timings(&mut rng, 1200, 400_000.0));
+    let text = "confidence = 0.999\n[overrides]\n\"*/total/p99_ns\" = { gate = true }";
+    let t = Thresholds::from_toml_str(text).unwrap();
+    let c = compare(std::slice::from_ref(&base), &head, &t, 0);
+    let v = &c.verdicts[0];
+    assert_eq!(v.status, Status::InsufficientData, "{v:?}");
+    assert!(
+        v.note.as_deref().unwrap().contains("cannot bound the p99"),
+        "{v:?}"
+    );
+    // At 99% the same samples bound it, and a 4x slower tail fails.
+    let text = "[overrides]\n\"*/total/p99_ns\" = { gate = true }";
+    let t = Thresholds::from_toml_str(text).unwrap();
+    let c = compare(&[base], &head, &t, 0);
+    assert_eq!(c.verdicts[0].status, Status::Regression(Level::Fail));
+}
+
+#[test]
+fn a_bootstrap_of_tied_values_does_not_make_a_median_certain() {
+    // A coarse clock: every operation reads 1000 or 2000 ns, half each. Blocks that all hold
+    // both values give the bootstrap little spread; the median is still either value.
+    let tied = |offset: usize| MetricSet {
+        metrics: vec![Metric::from_samples(
+            name("w/s/wall_ns"),
+            (0..400)
+                .map(|i| if (i + offset) % 2 == 0 { 1000 } else { 2000 })
+                .collect(),
+        )],
+        ..MetricSet::default()
+    };
+    let t = Thresholds::from_toml_str("time = { min_ns = 0 }").unwrap();
+    let c = compare(&[tied(0)], &tied(1), &t, 0);
+    assert_eq!(
+        c.verdicts[0].status,
+        Status::InsufficientData,
+        "{:?}",
+        c.verdicts[0]
+    );
+}
