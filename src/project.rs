@@ -84,18 +84,24 @@ impl ProjectConfig {
                 })
             }
         };
-        let mut cfg: ProjectConfig = toml::from_str(&text).map_err(|e| Error::Config {
-            path: path.clone(),
+        ProjectConfig::parse(&text, &path)
+    }
+
+    /// Parses and validates the text of a perfcheck.toml; `path` names the file in errors and
+    /// becomes [`ProjectConfig::origin`].
+    pub fn parse(text: &str, path: &Path) -> Result<ProjectConfig, Error> {
+        let mut cfg: ProjectConfig = toml::from_str(text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-        cfg.thresholds.validate().map_err(|e| e.into_error(&path))?;
+        cfg.thresholds.validate().map_err(|e| e.into_error(path))?;
         if cfg.check.profile.trim().is_empty() {
             return Err(Error::Config {
-                path,
+                path: path.to_path_buf(),
                 message: "`check.profile` must name a profile".into(),
             });
         }
-        cfg.origin = Some(path);
+        cfg.origin = Some(path.to_path_buf());
         Ok(cfg)
     }
 

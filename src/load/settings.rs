@@ -24,6 +24,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Mix;
 
+/// Highest offered rate, ops/s: of `load.rate`, of any phase, and of `--rate`.
+pub const MAX_RATE: f64 = 10_000_000.0;
+/// Longest scheduled run (all phases together), so that intended start times fit in
+/// nanoseconds with room to spare.
+pub const MAX_RUN: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// Load-test settings of a profile.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -241,7 +247,7 @@ impl LoadSettings {
     /// Checks ranges; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         let finite_pos = |x: f64| x.is_finite() && x > 0.0;
-        if !finite_pos(self.rate) || self.rate > 10_000_000.0 {
+        if !finite_pos(self.rate) || self.rate > MAX_RATE {
             return Err(format!(
                 "load.rate must be a number of operations per second above 0 (at most 10,000,000), got {}",
                 self.rate
@@ -274,6 +280,29 @@ impl LoadSettings {
         for p in &self.phases {
             p.validate().map_err(|e| format!("load.phases: {e}"))?;
         }
+        for p in &self.phases {
+            let (f, t) = p.multiples();
+            let peak = f.max(t) * self.rate;
+            if peak > MAX_RATE {
+                return Err(format!(
+                    "load.phases: phase `{}` offers {peak} ops/s ({}x load.rate {}): expected at most {MAX_RATE} ops/s",
+                    p.name,
+                    f.max(t),
+                    self.rate
+                ));
+            }
+        }
+        let total = self
+            .phases
+            .iter()
+            .try_fold(Duration::ZERO, |sum, p| sum.checked_add(p.duration))
+            .filter(|d| *d <= MAX_RUN);
+        if total.is_none() {
+            return Err(format!(
+                "load.phases: the phases last longer than {} in all: expected a shorter run",
+                humantime::format_duration(MAX_RUN)
+            ));
+        }
         let mut names: Vec<&str> = self.phases.iter().map(|p| p.name.as_str()).collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {
@@ -282,9 +311,28 @@ impl LoadSettings {
         if !(0.0..=1.0).contains(&self.slo.error_rate) {
             return Err("load.slo.error_rate must be between 0 and 1".into());
         }
+        if let Some(h) = self.slo.heap_growth_bytes_per_hour {
+            if !h.is_finite() {
+                return Err(format!(
+                    "load.slo.heap_growth_bytes_per_hour must be a finite number of bytes per hour, got {h}"
+                ));
+            }
+        }
         let f = &self.find_max;
         if !(finite_pos(f.start) && f.factor.is_finite() && f.factor > 1.0) {
             return Err("load.find_max: start must be above 0 and factor above 1".into());
+        }
+        if f.start > MAX_RATE {
+            return Err(format!(
+                "load.find_max.start must be at most {MAX_RATE} ops/s, got {}",
+                f.start
+            ));
+        }
+        if f.warmup > MAX_RUN || f.step > MAX_RUN {
+            return Err(format!(
+                "load.find_max: warmup and step must each be at most {}",
+                humantime::format_duration(MAX_RUN)
+            ));
         }
         if f.step.is_zero() || f.max_steps == 0 {
             return Err("load.find_max: step must be more than 0 and max_steps at least 1".into());
@@ -314,6 +362,26 @@ impl LoadSettings {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("`{s}` is not a duration ({e}): expected e.g. 60s, 10m, 1h, 500ms"))
+}
+
+/// Parses `--duration`: a duration above zero (`60s`, `10m`, `1h`).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!(
+            "`{s}` is zero: expected a positive duration, e.g. 60s"
+        )),
+        d => Ok(d),
+    }
+}
+
+/// Parses `--rate`: operations per second, above 0 and at most 10,000,000.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= MAX_RATE => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a rate: expected operations per second, a number above 0 (at most 10000000), e.g. 2000"
+        )),
+    }
 }
 
 /// Parses `--mix recall=80,remember=15,consolidation=5` (missing kinds weigh 0).
@@ -478,5 +546,78 @@ mod tests {
             ..LoadSettings::default()
         };
         assert!(dup.validate().unwrap_err().contains("unique"));
+    }
+
+    #[test]
+    fn phases_too_long_in_all_are_rejected_before_summing() {
+        // Found by tests/fuzz_parsers.rs: two phases of 10^19 s each passed validation, then
+        // `total_duration` (a `Duration` sum) and the schedule's nanosecond axis overflowed.
+        let huge = parse_phases("a=10000000000000000000s@1,b=10000000000000000000s@1").unwrap();
+        let s = LoadSettings {
+            phases: huge,
+            ..LoadSettings::default()
+        };
+        let e = s.validate().unwrap_err();
+        assert!(
+            e.contains("load.phases") && e.contains("longer than"),
+            "{e}"
+        );
+        // Each phase under the limit, the sum over it.
+        let s = LoadSettings {
+            phases: parse_phases("a=200days@1,b=200days@1").unwrap(),
+            ..LoadSettings::default()
+        };
+        assert!(s.validate().unwrap_err().contains("longer than"));
+        let s = LoadSettings {
+            phases: parse_phases("a=100days@1,b=100days@1").unwrap(),
+            ..LoadSettings::default()
+        };
+        s.validate().unwrap();
+        assert_eq!(s.total_duration(), Duration::from_secs(200 * 86_400));
+    }
+
+    #[test]
+    fn a_phase_rate_beyond_the_limit_is_rejected() {
+        // A multiple of 1e308 times load.rate is an infinite offered rate.
+        let s = LoadSettings {
+            phases: parse_phases("p=1s@1e308").unwrap(),
+            ..LoadSettings::default()
+        };
+        let e = s.validate().unwrap_err();
+        assert!(
+            e.contains("phase `p`") && e.contains("at most 10000000"),
+            "{e}"
+        );
+        let s = LoadSettings {
+            rate: 1e6,
+            phases: parse_phases("p=1s@0.1..10").unwrap(),
+            ..LoadSettings::default()
+        };
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn a_nan_heap_growth_limit_is_rejected() {
+        let bad: LoadSettings = toml::from_str("[slo]\nheap_growth_bytes_per_hour = nan").unwrap();
+        let e = bad.validate().unwrap_err();
+        assert!(e.contains("load.slo.heap_growth_bytes_per_hour"), "{e}");
+    }
+
+    #[test]
+    fn rate_and_duration_flags_parse_in_range() {
+        assert_eq!(parse_rate(" 2000 "), Ok(2000.0));
+        for bad in ["0", "-1", "NaN", "inf", "1e8", "x"] {
+            assert!(
+                parse_rate(bad).unwrap_err().contains("is not a rate"),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_positive_duration("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_positive_duration("0s")
+            .unwrap_err()
+            .contains("is zero"));
+        assert!(parse_positive_duration("soon")
+            .unwrap_err()
+            .contains("not a duration"));
     }
 }

@@ -62,21 +62,11 @@ pub struct LoadArgs {
 struct Phases(Vec<PhaseSpec>);
 
 fn parse_rate(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 10_000_000.0 => Ok(v),
-        _ => Err(format!(
-            "`{s}` is not a rate: expected operations per second, a number above 0 (at most 10000000), e.g. 2000"
-        )),
-    }
+    load::settings::parse_rate(s)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    match load::parse_duration(s)? {
-        d if d.is_zero() => Err(format!(
-            "`{s}` is zero: expected a positive duration, e.g. 60s"
-        )),
-        d => Ok(d),
-    }
+    load::settings::parse_positive_duration(s)
 }
 
 fn parse_mix(s: &str) -> Result<Mix, String> {
