@@ -61,11 +61,15 @@ pub struct RunFilter {
 impl RunFilter {
     /// Whether a stored run passes the filter.
     pub fn matches(&self, r: &StoredRun) -> bool {
-        self.commit_prefix
-            .as_ref()
-            .is_none_or(|p| r.commit.as_deref().is_some_and(|c| c.starts_with(p.as_str())))
-            && self.profile.as_ref().is_none_or(|p| &r.profile == p)
-            && self.machine_key.as_ref().is_none_or(|m| &r.machine_key == m)
+        self.commit_prefix.as_ref().is_none_or(|p| {
+            r.commit
+                .as_deref()
+                .is_some_and(|c| c.starts_with(p.as_str()))
+        }) && self.profile.as_ref().is_none_or(|p| &r.profile == p)
+            && self
+                .machine_key
+                .as_ref()
+                .is_none_or(|m| &r.machine_key == m)
             && (self.include_dirty || !r.dirty)
     }
 }

@@ -68,7 +68,8 @@ const SCHEMA_2_TABLE: &str = "CREATE TABLE runs_v2 (
     )";
 
 /// The searchable columns and checksums of schema 2, in [`Row`] order.
-const META_COLUMNS: &str = "id, run_id, commit_sha, branch, dirty, profile, machine_key, created_at, \
+const META_COLUMNS: &str =
+    "id, run_id, commit_sha, branch, dirty, profile, machine_key, created_at, \
                             record_schema, record_sha256, meta_sha256";
 /// The same for a schema-1 store (no checksums).
 const META_COLUMNS_V1: &str = "id, run_id, commit_sha, branch, dirty, profile, machine_key, \
@@ -145,8 +146,10 @@ impl SqliteStore {
         if meta.len() == 0 {
             // An empty file is an empty store; answer from memory rather than touch the file.
             let conn = Connection::open_in_memory().map_err(|e| sql_error(path, e))?;
-            conn.execute_batch(&format!("{SCHEMA_2_TABLE}; ALTER TABLE runs_v2 RENAME TO runs;"))
-                .map_err(|e| sql_error(path, e))?;
+            conn.execute_batch(&format!(
+                "{SCHEMA_2_TABLE}; ALTER TABLE runs_v2 RENAME TO runs;"
+            ))
+            .map_err(|e| sql_error(path, e))?;
             let store = SqliteStore {
                 conn,
                 path: path.to_path_buf(),
@@ -159,16 +162,18 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let plain = Connection::open_with_flags(path, flags)
-            .and_then(|c| probe(&c).map(|h| (c, h)));
+        let plain =
+            Connection::open_with_flags(path, flags).and_then(|c| probe(&c).map(|h| (c, h)));
         let (conn, header) = match plain {
             Ok(ok) => ok,
             // Reading a WAL store needs its -shm index; where it cannot be created (read-only
             // folder, full disk), nobody can be writing through this path either, so SQLite's
             // immutable mode reads the file as it is.
-            Err(e) if needs_immutable(&e) => Connection::open_with_flags(immutable_uri(path), flags)
-                .and_then(|c| probe(&c).map(|h| (c, h)))
-                .map_err(|e| damage_aware(path, e))?,
+            Err(e) if needs_immutable(&e) => {
+                Connection::open_with_flags(immutable_uri(path), flags)
+                    .and_then(|c| probe(&c).map(|h| (c, h)))
+                    .map_err(|e| damage_aware(path, e))?
+            }
             Err(e) => return Err(damage_aware(path, e)),
         };
         conn.busy_timeout(BUSY_TIMEOUT)
@@ -254,7 +259,10 @@ impl SqliteStore {
         }
         let rows = self.rows()?;
         for row in &rows {
-            if let Err(problem) = self.check_row(row).and_then(|_| self.load_row(row).map(|_| ())) {
+            if let Err(problem) = self
+                .check_row(row)
+                .and_then(|_| self.load_row(row).map(|_| ()))
+            {
                 damaged.push(Damage {
                     run: row.label(),
                     problem,
@@ -457,7 +465,10 @@ impl SqliteStore {
     /// Every row's searchable part, in storage order. Reads bypass the indexes (`NOT
     /// INDEXED`): a damaged index entry must not hide a run, and the table is small.
     fn rows(&self) -> Result<Vec<Row>, Error> {
-        let sql = format!("SELECT {} FROM runs NOT INDEXED ORDER BY id", self.meta_columns());
+        let sql = format!(
+            "SELECT {} FROM runs NOT INDEXED ORDER BY id",
+            self.meta_columns()
+        );
         let mut stmt = self
             .conn
             .prepare(&sql)
@@ -481,7 +492,10 @@ impl SqliteStore {
 
     fn rowids(&self) -> Result<Vec<i64>, (Vec<i64>, rusqlite::Error)> {
         let mut ids = Vec::new();
-        let mut stmt = match self.conn.prepare("SELECT id FROM runs NOT INDEXED ORDER BY id") {
+        let mut stmt = match self
+            .conn
+            .prepare("SELECT id FROM runs NOT INDEXED ORDER BY id")
+        {
             Ok(s) => s,
             Err(e) => return Err((ids, e)),
         };
@@ -541,17 +555,20 @@ impl SqliteStore {
     fn load_row(&self, row: &Row) -> Result<RunRecord, String> {
         let gz: Vec<u8> = self
             .conn
-            .query_row("SELECT record_gz FROM runs WHERE id = ?1", [row.rowid], |r| {
-                match r.get_ref(0)? {
+            .query_row(
+                "SELECT record_gz FROM runs WHERE id = ?1",
+                [row.rowid],
+                |r| match r.get_ref(0)? {
                     ValueRef::Blob(b) => Ok(Ok(b.to_vec())),
                     other => Ok(Err(format!(
                         "its record is stored as {:?}, not a blob",
                         other.data_type()
                     ))),
-                }
-            })
+                },
+            )
             .map_err(|e| e.to_string())??;
-        let json = decompress(&gz).map_err(|e| format!("its record cannot be decompressed: {e}"))?;
+        let json =
+            decompress(&gz).map_err(|e| format!("its record cannot be decompressed: {e}"))?;
         if let Some(sum) = &row.record_sha {
             if &sha256_hex(&json) != sum {
                 return Err("its record does not match its checksum".into());
@@ -612,7 +629,10 @@ impl Store for SqliteStore {
             Some(s) if s == sum => Ok(saved),
             _ => Err(Error::Store {
                 path,
-                message: format!("run {} was not stored (read-back found no match)", record.run_id),
+                message: format!(
+                    "run {} was not stored (read-back found no match)",
+                    record.run_id
+                ),
             }),
         }
     }
@@ -647,15 +667,13 @@ impl Store for SqliteStore {
                             out.inserted.push(renamed.run_id);
                         }
                         Some(s) if s == sum2 => out.already += 1,
-                        Some(_) => {
-                            return Err(Error::Store {
-                                path,
-                                message: format!(
-                                    "runs {} and {} are both taken by other runs; nothing was imported",
-                                    r.run_id, renamed.run_id
-                                ),
-                            })
-                        }
+                        Some(_) => return Err(Error::Store {
+                            path,
+                            message: format!(
+                                "runs {} and {} are both taken by other runs; nothing was imported",
+                                r.run_id, renamed.run_id
+                            ),
+                        }),
                     }
                 }
             }
@@ -785,7 +803,8 @@ fn insert_row(
     rowid: Option<i64>,
     record: &RunRecord,
 ) -> rusqlite::Result<usize> {
-    let (json, sum) = canonical(record).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let (json, sum) =
+        canonical(record).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     let blob = compress(&json).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     let meta = StoredRun::of(record);
     let schema = i64::from(record.schema);
@@ -816,7 +835,10 @@ fn decode_row(r: &rusqlite::Row<'_>) -> Result<Row, String> {
     let int = |i: usize| -> Result<i64, String> {
         match r.get_ref(i).map_err(|e| e.to_string())? {
             ValueRef::Integer(v) => Ok(v),
-            other => Err(format!("column {i} holds {:?}, not an integer", other.data_type())),
+            other => Err(format!(
+                "column {i} holds {:?}, not an integer",
+                other.data_type()
+            )),
         }
     };
     let text = |i: usize| -> Result<Option<String>, String> {
@@ -825,7 +847,10 @@ fn decode_row(r: &rusqlite::Row<'_>) -> Result<Row, String> {
             ValueRef::Text(t) => std::str::from_utf8(t)
                 .map(|s| Some(s.to_owned()))
                 .map_err(|_| format!("column {i} is not valid UTF-8")),
-            other => Err(format!("column {i} holds {:?}, not text", other.data_type())),
+            other => Err(format!(
+                "column {i} holds {:?}, not text",
+                other.data_type()
+            )),
         }
     };
     let required = |i: usize| -> Result<String, String> {
