@@ -347,9 +347,16 @@ fn hostile_text_stays_inert_in_the_terminal() {
     for (name, color) in [("hostile.txt", false), ("hostile-color.txt", true)] {
         let out = check::terminal(&hostile(), color, true);
         golden(name, &out);
-        let stripped = ["\x1b[1;31m", "\x1b[33m", "\x1b[32m", "\x1b[2m", "\x1b[1m", "\x1b[0m"]
-            .iter()
-            .fold(out.clone(), |s, code| s.replace(code, ""));
+        let stripped = [
+            "\x1b[1;31m",
+            "\x1b[33m",
+            "\x1b[32m",
+            "\x1b[2m",
+            "\x1b[1m",
+            "\x1b[0m",
+        ]
+        .iter()
+        .fold(out.clone(), |s, code| s.replace(code, ""));
         assert!(
             !stripped.contains(['\x1b', '\x07']),
             "a control character other than our colours reached the terminal:\n{out:?}"

@@ -667,13 +667,15 @@ impl Store for SqliteStore {
                             out.inserted.push(renamed.run_id);
                         }
                         Some(s) if s == sum2 => out.already += 1,
-                        Some(_) => return Err(Error::Store {
-                            path,
-                            message: format!(
+                        Some(_) => {
+                            return Err(Error::Store {
+                                path,
+                                message: format!(
                                 "runs {} and {} are both taken by other runs; nothing was imported",
                                 r.run_id, renamed.run_id
                             ),
-                        }),
+                            })
+                        }
                     }
                 }
             }
