@@ -43,7 +43,7 @@ pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome
         req.workloads.clone()
     };
     let created_at = now_rfc3339();
-    let git = GitInfo::discover(&req.repo_dir);
+    let git = GitInfo::discover_ignoring(&req.repo_dir, &own_output(req));
 
     stage::set_slowdown(req.slowdown.as_ref().map(|(s, p)| (s.as_str(), *p)));
     log(&format!(
@@ -69,6 +69,21 @@ pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome
     );
     record.write(&dir.join("run.json"))?;
     Ok(RunOutcome { record, dir })
+}
+
+/// Folders this run writes to besides the defaults, whose untracked files must not make the
+/// tree dirty: the reports folder and the folder of the store that perfcheck.toml or
+/// `PERFCHECK_STORE` names.
+fn own_output(req: &RunRequest) -> Vec<PathBuf> {
+    let mut own = vec![req.reports_dir.clone()];
+    if let Ok(project) = crate::project::ProjectConfig::load(&req.repo_dir) {
+        if let Some(folder) = project.store_path(None).parent() {
+            if !folder.as_os_str().is_empty() {
+                own.push(folder.to_path_buf());
+            }
+        }
+    }
+    own
 }
 
 /// The current UTC time, RFC 3339 to the second: the `created_at` of records and reports.
@@ -183,6 +198,7 @@ mod tests {
             commit: "1a2b3c4d5e6f".into(),
             branch: None,
             dirty: false,
+            untracked: Vec::new(),
         };
         assert_eq!(
             run_id("2026-11-27T06:50:12Z", Some(&g)),
@@ -210,6 +226,7 @@ mod tests {
             commit: "1a2b3c4d5e6f".into(),
             branch: None,
             dirty: false,
+            untracked: Vec::new(),
         };
         let ids: std::collections::BTreeSet<String> = (0..200)
             .map(|_| {

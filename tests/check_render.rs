@@ -296,3 +296,78 @@ fn a_clean_check_reads_as_a_pass() {
     golden("pass.txt", &check::terminal(&c, false, true));
     assert_eq!(check::annotations(&c), "");
 }
+
+/// Text from git and imported records that tries to inject markup, break the table or drive
+/// the terminal.
+const HOSTILE_BRANCH: &str = "feat/<b>a|b</b>";
+/// Reports show a commit's first 7 characters: a pipe, ESC and the start of a tag.
+const HOSTILE_COMMIT: &str = "|\x1b[2J<b>`<script>alert(1)</script>\x1b]0;pwned\x07\nnext";
+
+/// The fixture with every untrusted string hostile. Metric names are validated (lowercase
+/// letters, digits, `_`), so their only markdown character is `_`, which the fixture has.
+fn hostile() -> Comparison {
+    let mut c = fixture();
+    let evil = |r: &mut RunInfo| {
+        r.branch = Some(HOSTILE_BRANCH.into());
+        r.commit = Some(HOSTILE_COMMIT.into());
+        r.profile = "quick|`x` <i>y</i>".into();
+        r.machine = "cpu\x1b[31m | os\n<img src=x onerror=alert(1)>".into();
+    };
+    evil(&mut c.head);
+    c.base.iter_mut().for_each(evil);
+    c
+}
+
+#[test]
+fn hostile_text_stays_inert_in_markdown() {
+    let md = check::markdown(&hostile());
+    golden("hostile.md", &md);
+    for bad in ["<b>", "<script", "\x1b", "\x07"] {
+        assert!(!md.contains(bad), "check.md holds {bad:?}:\n{md}");
+    }
+    // Branches are text, with the markup as entities; commits, profile and machine are code
+    // spans (whose content markdown never reads as HTML) with fences longer than any
+    // backtick run inside.
+    assert!(md.contains("(feat/&lt;b&gt;a\\|b&lt;/b&gt;)"), "{md}");
+    assert!(md.contains("Head `|\u{FFFD}[2J<b` (feat/"), "{md}");
+    assert!(md.contains("profile ``quick|`x` <i>y</i>``"), "{md}");
+    assert!(
+        md.contains("machine `cpu\u{FFFD}[31m | os\u{FFFD}<img src=x onerror=alert(1)>`  \n"),
+        "{md}"
+    );
+    // Every table row keeps its cell count: a value cannot add a `|` or end the row.
+    for line in md.lines().filter(|l| l.starts_with("| ")) {
+        let cells = line.replace("\\|", "").matches('|').count();
+        assert!(cells == 8 || cells == 9, "{cells} separators in {line:?}");
+    }
+}
+
+#[test]
+fn hostile_text_stays_inert_in_the_terminal() {
+    for (name, color) in [("hostile.txt", false), ("hostile-color.txt", true)] {
+        let out = check::terminal(&hostile(), color, true);
+        golden(name, &out);
+        let stripped = [
+            "\x1b[1;31m",
+            "\x1b[33m",
+            "\x1b[32m",
+            "\x1b[2m",
+            "\x1b[1m",
+            "\x1b[0m",
+        ]
+        .iter()
+        .fold(out.clone(), |s, code| s.replace(code, ""));
+        assert!(
+            !stripped.contains(['\x1b', '\x07']),
+            "a control character other than our colours reached the terminal:\n{out:?}"
+        );
+    }
+    let first = check::terminal(&hostile(), false, false);
+    let headline = first.lines().next().unwrap();
+    assert!(
+        headline.contains("| head |\u{FFFD}[2J<b vs base |\u{FFFD}[2J<b (3 runs) |"),
+        "{headline}"
+    );
+    let ann = check::annotations(&hostile());
+    assert!(!ann.contains('\x1b') && ann.lines().count() == 4, "{ann}");
+}

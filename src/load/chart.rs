@@ -13,6 +13,7 @@ use plotters::prelude::*;
 
 use super::{FindMaxResult, GeneratorResult, LoadReport};
 use crate::error::Error;
+use crate::report::escape::svg_text;
 
 const WIDTH: u32 = 1100;
 const HEIGHT: u32 = 520;
@@ -272,7 +273,7 @@ where
         .map_err(err)?;
         if let Some(y) = names_y {
             c.draw_series([Text::new(
-                p.name.clone(),
+                svg_text(&p.name),
                 (x + t_max * 0.005, y),
                 ("sans-serif", 14),
             )])
@@ -442,7 +443,7 @@ fn distribution<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &Generat
             .iter()
             .filter(|(q, _)| *q < 100.0)
             .map(|&(q, v)| (nines(q), ms(v)));
-        line(&mut c, p.name.clone(), points, color, width, 2)?;
+        line(&mut c, svg_text(&p.name), points, color, width, 2)?;
     }
     legend(&mut c, SeriesLabelPosition::UpperLeft)
 }

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::{LoadReport, PhaseResult};
+use crate::report::escape;
 use crate::report::format::{bytes, duration_ns, group_digits};
 
 fn ns(v: u64) -> String {
@@ -133,7 +134,8 @@ pub fn render(r: &LoadReport) -> String {
             );
         }
         for e in &run.error_samples {
-            let _ = writeln!(out, "error seen: {e}");
+            // Error text may quote data the engine was given.
+            let _ = writeln!(out, "error seen: {}", escape::terminal(e));
         }
     }
     if let Some(h) = &r.heap_growth {
@@ -211,8 +213,8 @@ pub fn render(r: &LoadReport) -> String {
         let _ = writeln!(
             out,
             "slo {:<10} {:<27} {:>10} (limit {:>10}) {}",
-            s.phase,
-            s.what,
+            escape::terminal(&s.phase),
+            escape::terminal(&s.what),
             show(s.value),
             show(s.limit),
             if s.pass { "ok" } else { "FAILED" }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use crate::compare::{Comparison, Level, Status, Verdict};
 use crate::metrics::{Direction, MetricKind, RunInfo, Unit};
+use crate::report::escape;
 use crate::report::format::{bytes, count, duration_ns, group_digits};
 
 /// A value in its unit: `61.2µs`, `3`, `1.5KiB`, `1,234/s`.
@@ -105,15 +106,15 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// `abc1234`, `abc1234 (3 runs)`, or several commits joined; `tick` wraps each commit in
-/// backticks (markdown).
+/// `abc1234`, `abc1234 (3 runs)`, or several commits joined; `tick` makes each commit a
+/// markdown code span, else it is escaped for a terminal (a record's commit is untrusted).
 fn base_label(base: &[RunInfo], tick: bool) -> String {
     let mut commits: Vec<String> = Vec::new();
     for b in base {
         let s = if tick {
-            format!("`{}`", b.short())
+            escape::md_code(&b.short())
         } else {
-            b.short()
+            escape::terminal(&b.short())
         };
         if !commits.contains(&s) {
             commits.push(s);
@@ -206,7 +207,7 @@ pub fn terminal(c: &Comparison, color: bool, all: bool) -> String {
         paint(BOLD, "perfcheck check"),
         verdict_word,
         summary(c),
-        c.head.short(),
+        escape::terminal(&c.head.short()),
         base_label(&c.base, false),
         c.paired
             .as_ref()
@@ -237,7 +238,7 @@ pub fn terminal(c: &Comparison, color: bool, all: bool) -> String {
             .map(|v| {
                 [
                     status_word(v.status).to_owned(),
-                    v.metric.to_string(),
+                    escape::terminal(&v.metric.to_string()),
                     value(v.unit, v.base),
                     value(v.unit, v.head),
                     change_cell(v),
@@ -307,10 +308,6 @@ pub fn terminal(c: &Comparison, color: bool, all: bool) -> String {
 // ---------------------------------------------------------------------------------------------
 // Markdown
 
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
 fn md_table(out: &mut String, rows: &[&Verdict], c: &Comparison, with_q: bool) {
     let _ = write!(
         out,
@@ -328,14 +325,14 @@ fn md_table(out: &mut String, rows: &[&Verdict], c: &Comparison, with_q: bool) {
         let note = v
             .note
             .as_deref()
-            .map(|n| format!(" ({})", md_escape(n)))
+            .map(|n| format!(" ({})", escape::md_text(n)))
             .unwrap_or_default();
         let _ = write!(
             out,
-            "| {} {} | `{}`{note} | {} | {} | {} | {} | {} |",
+            "| {} {} | {}{note} | {} | {} | {} | {} | {} |",
             status_icon(v.status),
             status_word(v.status),
-            v.metric,
+            escape::md_code_cell(&v.metric.to_string()),
             value(v.unit, v.base),
             value(v.unit, v.head),
             change,
@@ -391,15 +388,15 @@ pub fn markdown(c: &Comparison) -> String {
         .head
         .branch
         .as_deref()
-        .map(|b| format!(" ({b})"))
+        .map(|b| format!(" ({})", escape::md_text(b)))
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "Head `{}`{head_branch} vs base {} · profile `{}` · machine `{}`  ",
-        c.head.short(),
+        "Head {}{head_branch} vs base {} · profile {} · machine {}  ",
+        escape::md_code(&c.head.short()),
         base_label(&c.base, true),
-        md_escape(&c.head.profile),
-        md_escape(&c.head.machine),
+        escape::md_code(&c.head.profile),
+        escape::md_code(&c.head.machine),
     );
     match &c.paired {
         None => {

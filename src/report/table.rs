@@ -1,6 +1,7 @@
 //! The per-stage terminal table printed by `cargo perfcheck run`.
 
 use crate::record::{StageSummary, WorkloadResult};
+use crate::report::escape;
 use crate::report::format::{bytes, count, duration_ns, group_digits};
 
 /// Renders a workload's heading line and per-stage table as plain text.
@@ -39,7 +40,7 @@ fn heading(w: &WorkloadResult) -> String {
         let mix: Vec<String> = w
             .op_counts
             .iter()
-            .map(|(k, v)| format!("{k} {}", group_digits(*v)))
+            .map(|(k, v)| format!("{} {}", escape::terminal(k), group_digits(*v)))
             .collect();
         h.push_str(&format!(", mix {}", mix.join(" / ")));
     }
@@ -72,7 +73,8 @@ fn heading(w: &WorkloadResult) -> String {
 
 fn row(s: &StageSummary) -> Vec<String> {
     vec![
-        s.stage.clone(),
+        // Stage names come from the record, which may have been imported.
+        escape::terminal(&s.stage),
         group_digits(s.ops),
         duration_ns(s.mean_ns),
         duration_ns(s.p50_ns as f64),

@@ -8,6 +8,7 @@ use plotters::prelude::*;
 
 use crate::error::Error;
 use crate::report::check::value as format_value;
+use crate::report::escape::svg_text;
 use crate::trend::{is_regression, TrendSeries};
 
 const WIDTH: u32 = 1100;
@@ -63,9 +64,9 @@ fn draw<DB: DrawingBackend>(
     let labels: Vec<String> = s
         .points
         .iter()
-        .map(|p| p.commit[..p.commit.len().min(7)].to_owned())
+        .map(|p| svg_text(&p.commit.chars().take(7).collect::<String>()))
         .collect();
-    let title = format!("{}  ({subtitle})", s.metric);
+    let title = svg_text(&format!("{}  ({subtitle})", s.metric));
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 22))
         .margin(14)

@@ -10,6 +10,7 @@ use perfcheck::baseline::sqlite::SqliteStore;
 use perfcheck::baseline::{RunFilter, Store};
 use perfcheck::git::short_sha;
 use perfcheck::project::ProjectConfig;
+use perfcheck::report::escape::terminal;
 use perfcheck::report::table::workload_table;
 
 /// Arguments of `baseline`.
@@ -103,7 +104,9 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
             );
             for (from, to) in &done.renamed {
                 println!(
-                    "  {from} is a different run from the stored one of that id: stored as {to}"
+                    "  {} is a different run from the stored one of that id: stored as {}",
+                    terminal(from),
+                    terminal(to)
                 );
             }
             return Ok(ExitCode::SUCCESS);
@@ -122,16 +125,17 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
             if runs.is_empty() {
                 println!("no stored runs in {}", path.display());
             }
+            // Every column but the dirty flag comes from records, which may be imported.
             for r in runs {
                 println!(
                     "{:<26} {:<10} {:<16} {:<6} {:<8} {}  {}",
-                    r.run_id,
-                    r.commit.as_deref().map(short_sha).unwrap_or("-"),
-                    r.branch.as_deref().unwrap_or("(detached)"),
+                    terminal(&r.run_id),
+                    terminal(r.commit.as_deref().map(short_sha).unwrap_or("-")),
+                    terminal(r.branch.as_deref().unwrap_or("(detached)")),
                     if r.dirty { "dirty" } else { "clean" },
-                    r.profile,
-                    r.created_at,
-                    r.machine_key
+                    terminal(&r.profile),
+                    terminal(&r.created_at),
+                    terminal(&r.machine_key)
                 );
             }
         }
@@ -145,13 +149,17 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
             let commit = rec
                 .git
                 .as_ref()
-                .map(|g| format!("{}{}", g.commit, if g.dirty { " (dirty)" } else { "" }))
+                .map(|g| {
+                    let dirty = if g.dirty { " (dirty)" } else { "" };
+                    format!("{}{dirty}", terminal(&g.commit))
+                })
                 .unwrap_or_else(|| "-".into());
             println!(
                 "run {} | profile {} | commit {commit}",
-                rec.run_id, rec.profile.name
+                terminal(&rec.run_id),
+                terminal(&rec.profile.name)
             );
-            println!("machine {}", rec.machine.key());
+            println!("machine {}", terminal(&rec.machine.key()));
             for w in &rec.workloads {
                 println!();
                 print!("{}", workload_table(w));
@@ -192,7 +200,11 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
                 salvage.damaged.len()
             );
             for d in &salvage.damaged {
-                println!("  damaged, not exported: {}: {}", d.run, d.problem);
+                println!(
+                    "  damaged, not exported: {}: {}",
+                    terminal(&d.run.to_string()),
+                    terminal(&d.problem.to_string())
+                );
             }
         }
         Action::Verify => {
@@ -205,7 +217,11 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
                 println!("{}: {} runs, all intact", path.display(), n.len());
             } else {
                 for d in &damaged {
-                    println!("damaged: {}: {}", d.run, d.problem);
+                    println!(
+                        "damaged: {}: {}",
+                        terminal(&d.run.to_string()),
+                        terminal(&d.problem.to_string())
+                    );
                 }
                 bail!(perfcheck::Error::Damaged {
                     path: path.clone(),

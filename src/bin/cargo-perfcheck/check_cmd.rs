@@ -15,6 +15,7 @@ use perfcheck::git::{short_sha, Repo};
 use perfcheck::project::ProjectConfig;
 use perfcheck::record::RunRecord;
 use perfcheck::report::check as render;
+use perfcheck::report::escape;
 
 use crate::run_cmd::{measure, prepare_store, save, MeasureArgs};
 
@@ -124,7 +125,7 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
             if baseline.distance > 0 {
                 println!(
                     "baseline: {} ({} commits before the merge-base), {} run(s)",
-                    short_sha(&baseline.commit),
+                    escape::terminal(short_sha(&baseline.commit)),
                     baseline.distance,
                     baseline.runs.len()
                 );
@@ -132,7 +133,7 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
             report(&comparison, &dir, a.all, "")?
         }
         CheckOutcome::NoBaseline(why) => {
-            println!("no baseline: {why}");
+            println!("no baseline: {}", escape::terminal(&why.to_string()));
             let fail = a.fail_without_baseline || project.check.fail_without_baseline;
             let md = no_baseline_markdown(&why, &head, fail);
             write_file(&dir.join("check.md"), &md)?;
@@ -161,6 +162,7 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(pending) = pending.as_mut() {
         save(pending, &head)?;
+        crate::run_cmd::print_untracked_hint(&head);
     }
     Ok(ExitCode::from(code as u8))
 }
@@ -170,12 +172,19 @@ fn no_baseline_markdown(why: &NoBaseline, head: &RunRecord, fail: bool) -> Strin
     let commit = head
         .git
         .as_ref()
-        .map(|g| format!("`{}`", short_sha(&g.commit)))
+        .map(|g| escape::md_code(short_sha(&g.commit)))
         .unwrap_or_else(|| "(no commit)".into());
+    let branch = head
+        .git
+        .as_ref()
+        .and_then(|g| g.branch.as_deref())
+        .map(|b| format!(" ({})", escape::md_text(b)))
+        .unwrap_or_default();
     format!(
-        "### {icon} perfcheck: no baseline\n\n{why}.\n\nHead {commit} · profile `{}` · machine `{}`\n",
-        head.profile.name,
-        head.machine.key()
+        "### {icon} perfcheck: no baseline\n\n{}.\n\nHead {commit}{branch} · profile {} · machine {}\n",
+        escape::md_text(&why.to_string()),
+        escape::md_code(&head.profile.name),
+        escape::md_code(&head.machine.key())
     )
 }
 

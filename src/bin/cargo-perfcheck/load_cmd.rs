@@ -188,6 +188,7 @@ pub fn run(a: LoadArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(store) = store.as_mut() {
         save(store, &outcome.record)?;
+        crate::run_cmd::print_untracked_hint(&outcome.record);
     }
     Ok(if outcome.report.passed() {
         ExitCode::SUCCESS

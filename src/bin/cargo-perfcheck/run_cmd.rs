@@ -61,8 +61,17 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let outcome = measure(&a.measure, "quick", &cwd)?;
     if let Some(store) = store.as_mut() {
         save(store, &outcome.record)?;
+        print_untracked_hint(&outcome.record);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// After saving: says which untracked files alone made the run dirty (a dirty run is never a
+/// baseline, so the gate would silently not compare).
+pub fn print_untracked_hint(r: &RunRecord) {
+    if let Some(hint) = r.git.as_ref().and_then(|g| g.untracked_hint()) {
+        println!("{hint}");
+    }
 }
 
 /// Loads the profile, runs the workloads, prints their tables and the record's path.

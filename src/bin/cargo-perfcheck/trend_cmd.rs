@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use perfcheck::baseline::sqlite::SqliteStore;
-use perfcheck::git::Repo;
+use perfcheck::git::{short_sha, Repo};
 use perfcheck::machine::Machine;
 use perfcheck::metrics::MetricName;
 use perfcheck::project::ProjectConfig;
 use perfcheck::report::check::value;
+use perfcheck::report::escape;
 use perfcheck::report::trend_chart::render;
 use perfcheck::trend::{trend, TrendQuery};
 
@@ -90,13 +91,13 @@ pub fn run(a: TrendArgs) -> anyhow::Result<ExitCode> {
         for p in &s.points {
             println!(
                 "  {}  {:>10}  [{} .. {}]  {} run(s)  {}  {}",
-                &p.commit[..p.commit.len().min(10)],
+                escape::terminal(short_sha(&p.commit)),
                 value(s.unit, Some(p.value)),
                 value(s.unit, Some(p.low)),
                 value(s.unit, Some(p.high)),
                 p.runs,
                 p.status.as_deref().unwrap_or("-"),
-                p.summary.as_deref().unwrap_or("")
+                escape::terminal(p.summary.as_deref().unwrap_or(""))
             );
         }
         let (svg, png) = render(s, &subtitle, &dir)?;
