@@ -152,7 +152,9 @@ impl Profile {
         Ok(p)
     }
 
-    fn validate(&self, origin: &Path) -> Result<(), Error> {
+    /// Checks every value a profile file could get wrong (also run on the profile a record
+    /// carries, which came from another machine); errors name `origin`.
+    pub fn validate(&self, origin: &Path) -> Result<(), Error> {
         let bad = |message: String| {
             Err(Error::Config {
                 path: origin.to_path_buf(),

@@ -231,10 +231,14 @@ impl RunRecord {
             }
             None => return Err(bad("not a perfcheck run record: no `schema` field".into())),
         }
-        serde_json::from_value(value).map_err(|e| Error::Json {
+        let record: RunRecord = serde_json::from_value(value).map_err(|e| Error::Json {
             context: format!("{origin} is not a valid run record"),
             source: e,
-        })
+        })?;
+        // The profile it carries is checked as a profile file would be: a value that cannot
+        // be written back (an f32 weight of 1e308 reads as infinity) is refused here.
+        record.profile.validate(Path::new(&format!("{origin} (its profile)")))?;
+        Ok(record)
     }
 
     /// The result of one workload, if it ran.

@@ -24,6 +24,9 @@ pub struct RunRequest {
     pub repo_dir: PathBuf,
     /// Test knob: slow one stage by a percentage (see [`stage::set_slowdown`]).
     pub slowdown: Option<(String, u32)>,
+    /// The store file this run may be saved into (`--store`); its untracked file does not make
+    /// the tree dirty. `None`: the one perfcheck.toml or `PERFCHECK_STORE` names.
+    pub store: Option<PathBuf>,
 }
 
 /// A finished run: the record and where it was written.
@@ -71,16 +74,21 @@ pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome
     Ok(RunOutcome { record, dir })
 }
 
-/// Folders this run writes to besides the defaults, whose untracked files must not make the
-/// tree dirty: the reports folder and the folder of the store that perfcheck.toml or
-/// `PERFCHECK_STORE` names.
+/// Paths this run writes to besides the default folders, whose untracked files must not make
+/// the tree dirty: the reports folder, and the store file with SQLite's files beside it (the
+/// file, not its folder: a store at the repository's root must not hide every other file).
 fn own_output(req: &RunRequest) -> Vec<PathBuf> {
     let mut own = vec![req.reports_dir.clone()];
-    if let Ok(project) = crate::project::ProjectConfig::load(&req.repo_dir) {
-        if let Some(folder) = project.store_path(None).parent() {
-            if !folder.as_os_str().is_empty() {
-                own.push(folder.to_path_buf());
-            }
+    let store = req.store.clone().or_else(|| {
+        crate::project::ProjectConfig::load(&req.repo_dir)
+            .ok()
+            .map(|p| p.store_path(None))
+    });
+    if let Some(store) = store {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = store.as_os_str().to_owned();
+            p.push(suffix);
+            own.push(PathBuf::from(p));
         }
     }
     own

@@ -85,3 +85,30 @@ fn another_untracked_file_makes_the_run_dirty_and_the_hint_names_it() {
     assert!(out.contains("saved as a DIRTY run"), "{out}");
     assert!(!out.contains("hint:"), "{out}");
 }
+
+#[test]
+fn a_store_named_by_flag_at_the_root_is_own_output_but_its_neighbours_are_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    repo_without_gitignore(tmp.path());
+    let save = |dir: &Path| -> String {
+        let out = perfcheck(dir)
+            .env("NO_COLOR", "1")
+            .args(["run", "-p", "mini", "-q", "--save", "--store", "perf.sqlite"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap()
+    };
+    for _ in 0..2 {
+        // The second run sees perf.sqlite (and SQLite's files beside it) from the first.
+        let out = save(tmp.path());
+        assert!(out.contains("saved as a baseline of"), "{out}");
+    }
+    // The store's folder is the repository's root: a file beside the store still counts.
+    std::fs::write(tmp.path().join("notes.txt"), "x").unwrap();
+    let out = save(tmp.path());
+    assert!(out.contains("saved as a DIRTY run"), "{out}");
+    assert!(out.contains("notes.txt") && !out.contains("perf.sqlite,"), "{out}");
+}

@@ -92,7 +92,7 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
             (record, dir)
         }
         None => {
-            let outcome = measure(&a.measure, &project.check.profile, &cwd)?;
+            let outcome = measure(&a.measure, &project.check.profile, &cwd, Some(&store_path))?;
             (outcome.record, outcome.dir)
         }
     };

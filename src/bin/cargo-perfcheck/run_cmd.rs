@@ -58,7 +58,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let outcome = measure(&a.measure, "quick", &cwd)?;
+    let outcome = measure(&a.measure, "quick", &cwd, store.as_ref().map(|s| s.path()))?;
     if let Some(store) = store.as_mut() {
         save(store, &outcome.record)?;
         print_untracked_hint(&outcome.record);
@@ -75,7 +75,12 @@ pub fn print_untracked_hint(r: &RunRecord) {
 }
 
 /// Loads the profile, runs the workloads, prints their tables and the record's path.
-pub fn measure(a: &MeasureArgs, default_profile: &str, cwd: &Path) -> anyhow::Result<RunOutcome> {
+pub fn measure(
+    a: &MeasureArgs,
+    default_profile: &str,
+    cwd: &Path,
+    store: Option<&Path>,
+) -> anyhow::Result<RunOutcome> {
     let profile = Profile::load(
         a.profile.as_deref().unwrap_or(default_profile),
         &a.folders.profiles_dir,
@@ -87,6 +92,7 @@ pub fn measure(a: &MeasureArgs, default_profile: &str, cwd: &Path) -> anyhow::Re
         reports_dir: a.folders.reports_dir.clone(),
         repo_dir: cwd.to_path_buf(),
         slowdown,
+        store: store.map(Path::to_path_buf),
     };
     let mut log = crate::progress::logger(a.quiet);
     let outcome = execute(&req, &mut log)?;
