@@ -237,7 +237,9 @@ impl RunRecord {
         })?;
         // The profile it carries is checked as a profile file would be: a value that cannot
         // be written back (an f32 weight of 1e308 reads as infinity) is refused here.
-        record.profile.validate(Path::new(&format!("{origin} (its profile)")))?;
+        record
+            .profile
+            .validate(Path::new(&format!("{origin} (its profile)")))?;
         Ok(record)
     }
 

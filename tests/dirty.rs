@@ -93,7 +93,15 @@ fn a_store_named_by_flag_at_the_root_is_own_output_but_its_neighbours_are_not() 
     let save = |dir: &Path| -> String {
         let out = perfcheck(dir)
             .env("NO_COLOR", "1")
-            .args(["run", "-p", "mini", "-q", "--save", "--store", "perf.sqlite"])
+            .args([
+                "run",
+                "-p",
+                "mini",
+                "-q",
+                "--save",
+                "--store",
+                "perf.sqlite",
+            ])
             .assert()
             .success()
             .get_output()
@@ -110,5 +118,8 @@ fn a_store_named_by_flag_at_the_root_is_own_output_but_its_neighbours_are_not() 
     std::fs::write(tmp.path().join("notes.txt"), "x").unwrap();
     let out = save(tmp.path());
     assert!(out.contains("saved as a DIRTY run"), "{out}");
-    assert!(out.contains("notes.txt") && !out.contains("perf.sqlite,"), "{out}");
+    assert!(
+        out.contains("notes.txt") && !out.contains("perf.sqlite,"),
+        "{out}"
+    );
 }

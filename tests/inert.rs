@@ -84,9 +84,7 @@ fn hostile_text_in_a_trend_chart_arrives_as_svg_text() {
             "element <{e}> injected"
         );
     }
-    let title = format!(
-        "recall/total/wall_ns  (profile <script>alert(1)</script> & 'q' \"d\" \u{FFFD}]0;pwned\u{FFFD})"
-    );
+    let title = "recall/total/wall_ns  (profile <script>alert(1)</script> & 'q' \"d\" \u{FFFD}]0;pwned\u{FFFD})".to_owned();
     assert!(texts.contains(&title), "{texts:?}");
     assert!(texts.iter().any(|t| t == "<b>&'\"x"), "{texts:?}");
 }
