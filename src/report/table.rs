@@ -45,7 +45,7 @@ fn heading(w: &WorkloadResult) -> String {
         h.push_str(&format!(", mix {}", mix.join(" / ")));
     }
     if let Some(c) = w.cache {
-        let total = c.hits + c.misses;
+        let total = c.hits.saturating_add(c.misses); // imported counts may be anything
         let pct = if total > 0 {
             100.0 * c.hits as f64 / total as f64
         } else {
