@@ -1,6 +1,6 @@
 //! perfcheck: stage-instrumented workloads, profiles, baselines per commit and a regression gate.
 //!
-//! The data flow (see DESIGN.md): a [`config::Profile`] says what to run; the
+//! The data flow (see docs/ARCHITECTURE.md): a [`config::Profile`] says what to run; the
 //! [`workload`] runner drives the [`engine`] while the [`stage`] recorder measures every
 //! stage; [`run`] assembles a [`record::RunRecord`] and [`report`] renders it.
 #![deny(missing_docs)]

@@ -1,4 +1,4 @@
-//! Metric identity (`workload/stage/measure`, see DESIGN.md) and the metrics of one run.
+//! Metric identity (`workload/stage/measure`, see docs/ARCHITECTURE.md) and the metrics of one run.
 //!
 //! A [`MetricSet`] is extracted from a [`RunRecord`]: one [`Metric`] per measure of every stage
 //! row, each carrying the raw per-operation samples its statistic is computed from, so that

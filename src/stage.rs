@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 
 /// Per-thread allocation counters. Thread-local because shared atomics made two allocating
-/// threads 4x slower on this kind of machine (see FIELD-NOTES).
+/// threads 4x slower on a 2-core VM (44 ns vs 11 ns per alloc+free).
 struct AllocCounters {
     allocs: Cell<u64>,
     bytes: Cell<u64>,
@@ -958,7 +958,7 @@ pub struct StageGuard {
 
 /// Enters the stage `name` on this thread until the returned guard drops.
 ///
-/// Use the canonical stage names of DESIGN.md (`vector_search`, `persist`, ...). Outside an
+/// Use the canonical stage names of docs/ARCHITECTURE.md (`vector_search`, `persist`, ...). Outside an
 /// operation this records nothing. Never hold the guard across an `.await`.
 #[inline]
 #[track_caller]

@@ -22,9 +22,15 @@ fn repo_without_gitignore(dir: &Path) {
 }
 
 fn run_save(dir: &Path) -> String {
+    run_save_with(dir, &[])
+}
+
+/// `run -p mini -q --save` plus `extra` arguments; its stdout.
+fn run_save_with(dir: &Path, extra: &[&str]) -> String {
     let out = perfcheck(dir)
         .env("NO_COLOR", "1")
         .args(["run", "-p", "mini", "-q", "--save"])
+        .args(extra)
         .assert()
         .success()
         .get_output()
@@ -90,25 +96,7 @@ fn another_untracked_file_makes_the_run_dirty_and_the_hint_names_it() {
 fn a_store_named_by_flag_at_the_root_is_own_output_but_its_neighbours_are_not() {
     let tmp = tempfile::tempdir().unwrap();
     repo_without_gitignore(tmp.path());
-    let save = |dir: &Path| -> String {
-        let out = perfcheck(dir)
-            .env("NO_COLOR", "1")
-            .args([
-                "run",
-                "-p",
-                "mini",
-                "-q",
-                "--save",
-                "--store",
-                "perf.sqlite",
-            ])
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        String::from_utf8(out).unwrap()
-    };
+    let save = |dir: &Path| run_save_with(dir, &["--store", "perf.sqlite"]);
     for _ in 0..2 {
         // The second run sees perf.sqlite (and SQLite's files beside it) from the first.
         let out = save(tmp.path());

@@ -137,14 +137,7 @@ impl SqliteStore {
     pub fn open_read(path: &Path) -> Result<SqliteStore, Error> {
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Store {
-                    path: path.to_path_buf(),
-                    message: "no such store yet (`cargo perfcheck run --save` creates it; check \
-                              --store, PERFCHECK_STORE and perfcheck.toml)"
-                        .into(),
-                })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_store(path)),
             Err(e) => {
                 return Err(Error::Store {
                     path: path.to_path_buf(),
@@ -255,7 +248,9 @@ impl SqliteStore {
 
     /// Opens an existing store for writing; a missing file is an error, not a new store.
     pub fn open_existing_write(path: &Path) -> Result<SqliteStore, Error> {
-        SqliteStore::open_read(path)?;
+        if !path.exists() {
+            return Err(no_store(path));
+        }
         SqliteStore::open_write(path)
     }
 
@@ -1003,6 +998,16 @@ fn damaged_error(path: &Path, damage: &[Damage]) -> Error {
                 String::new()
             }
         ),
+    }
+}
+
+/// The error for a store file that does not exist (read commands never create one).
+fn no_store(path: &Path) -> Error {
+    Error::Store {
+        path: path.to_path_buf(),
+        message: "no such store yet (`cargo perfcheck run --save` creates it; check --store, \
+                  PERFCHECK_STORE and perfcheck.toml)"
+            .into(),
     }
 }
 

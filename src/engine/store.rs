@@ -385,8 +385,8 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
-        // WAL is switched on above, before any reader exists (see FIELD-NOTES: the pragma can
-        // fail under contention on a fresh file).
+        // WAL is switched on above, before any reader exists (on a fresh file the pragma
+        // itself can fail with "database is locked" under contention).
         let wal = mode.eq_ignore_ascii_case("wal");
         let checkpointer = if wal {
             conn.pragma_update(None, "wal_autocheckpoint", 0)

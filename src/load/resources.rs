@@ -2,7 +2,7 @@
 //! heap, the vector index's share of the heap, and process CPU.
 //!
 //! Live heap comes from the counting allocator, whose counters are per thread (shared atomics
-//! made allocating threads 4x slower, see FIELD-NOTES). A thread's counter alone means little
+//! made two allocating threads 4x slower on a 2-core VM: 44 ns vs 11 ns per alloc+free). A thread's counter alone means little
 //! (a block allocated on one thread and freed on another leaves one positive, one negative),
 //! but the sum over *every* thread is the process's live Rust heap. So each thread that takes
 //! part publishes its own counter into a shared slot ([`publish`]): load workers after every

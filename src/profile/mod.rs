@@ -1,6 +1,6 @@
 //! `cargo perfcheck profile`: CPU and heap profiles of the workloads, in passes of their own.
 //!
-//! Nothing here is timed: profilers distort time (DESIGN.md), so per-stage wall and CPU times
+//! Nothing here is timed: profilers distort time (docs/ARCHITECTURE.md), so per-stage wall and CPU times
 //! come from `cargo perfcheck run`. Each workload gets up to three passes, each on a fresh
 //! engine with the corpus loaded:
 //!

@@ -1,7 +1,7 @@
 //! One profiling pass over one workload: a fresh engine, the corpus loaded, warm-up, then the
 //! measured operations, with hooks at every phase so a profiler can switch itself on and off
-//! around exactly the part it should see. Passes take no timings (DESIGN.md: timings are never
-//! taken under a profiler); `cargo perfcheck run` does that.
+//! around exactly the part it should see. Passes take no timings (timings are never taken under a
+//! profiler: docs/ARCHITECTURE.md); `cargo perfcheck run` does that.
 
 use std::sync::Arc;
 
