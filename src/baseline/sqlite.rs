@@ -806,12 +806,22 @@ struct Header {
     tables: i64,
 }
 
+/// One statement, so all three come from one snapshot: read separately, they could straddle
+/// another process's creation of the store (tables present, application_id not yet seen).
 fn probe(conn: &Connection) -> rusqlite::Result<Header> {
-    Ok(Header {
-        app: conn.query_row("PRAGMA application_id", [], |r| r.get(0))?,
-        version: conn.query_row("PRAGMA user_version", [], |r| r.get(0))?,
-        tables: conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?,
-    })
+    conn.query_row(
+        "SELECT (SELECT application_id FROM pragma_application_id()),
+                (SELECT user_version FROM pragma_user_version()),
+                (SELECT count(*) FROM sqlite_master)",
+        [],
+        |r| {
+            Ok(Header {
+                app: r.get(0)?,
+                version: r.get(1)?,
+                tables: r.get(2)?,
+            })
+        },
+    )
 }
 
 /// Refuses foreign, newer or inconsistent files; returns the schema version.
