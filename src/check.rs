@@ -2,6 +2,7 @@
 
 use crate::baseline::select::{find_baseline, Baseline, NoBaseline, Query};
 use crate::baseline::Store;
+use crate::compare::attribution::attribute_flagged;
 use crate::compare::{compare, Comparison};
 use crate::error::Error;
 use crate::git::Repo;
@@ -17,6 +18,8 @@ pub enum CheckOutcome {
         comparison: Box<Comparison>,
         /// The baseline commit and runs.
         baseline: Baseline,
+        /// The baseline runs' records (for attribution files).
+        base_records: Vec<RunRecord>,
     },
     /// Nothing to compare with, and why.
     NoBaseline(NoBaseline),
@@ -55,6 +58,7 @@ pub fn check(
         Err(why) => return Ok(CheckOutcome::NoBaseline(why)),
     };
     let mut base_sets = Vec::with_capacity(baseline.runs.len());
+    let mut base_records = Vec::with_capacity(baseline.runs.len());
     for run in &baseline.runs {
         let record = store.load(&run.run_id)?.ok_or_else(|| {
             Error::Usage(format!(
@@ -63,17 +67,21 @@ pub fn check(
             ))
         })?;
         base_sets.push(metric_set(&record)?);
+        base_records.push(record);
     }
     let head_set = metric_set(head)?;
-    let comparison = compare(
+    let mut comparison = compare(
         &base_sets,
         &head_set,
         &project.thresholds,
         project.check.seed,
     );
+    let bases: Vec<&RunRecord> = base_records.iter().collect();
+    comparison.attribution = attribute_flagged(&comparison, &bases, head);
     Ok(CheckOutcome::Compared {
         comparison: Box::new(comparison),
         baseline,
+        base_records,
     })
 }
 

@@ -48,6 +48,37 @@ pub struct Profile {
     /// Load-test settings of `cargo perfcheck load` (defaults when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::load::LoadSettings>,
+    /// Instructions pass settings (`run --instructions`; `enabled` turns it on for `check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<InstructionsSettings>,
+}
+
+/// The instructions pass: the measured operations again, in a process of their own under
+/// callgrind, counted instead of timed. Counts need no repetition, so a few hundred operations
+/// suffice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstructionsSettings {
+    /// Count instructions in every `run` and `check` of this profile (`run --instructions`
+    /// does it for one run).
+    pub enabled: bool,
+    /// Counted operations per workload (recall, remember, mixed).
+    pub ops: u64,
+    /// Counted consolidation batches.
+    pub consolidation_ops: u64,
+    /// Simulate the caches too (`est_cycles`), about twice as slow.
+    pub cache_sim: bool,
+}
+
+impl Default for InstructionsSettings {
+    fn default() -> Self {
+        InstructionsSettings {
+            enabled: false,
+            ops: 300,
+            consolidation_ops: 3,
+            cache_sim: false,
+        }
+    }
 }
 
 /// Operation counts and sampling of a run.
@@ -184,6 +215,14 @@ impl Profile {
         }
         if let Some(Err(e)) = self.load.as_ref().map(|l| l.validate()) {
             return bad(e);
+        }
+        if let Some(i) = &self.instructions {
+            if i.ops == 0 || i.consolidation_ops == 0 {
+                return bad(format!(
+                    "instructions.ops and instructions.consolidation_ops must be at least 1, got {} and {}",
+                    i.ops, i.consolidation_ops
+                ));
+            }
         }
         Ok(())
     }

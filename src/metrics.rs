@@ -37,6 +37,10 @@ pub enum Measure {
     ErrorRate,
     /// Live-heap growth extrapolated to an hour (one value per run; soak and load runs).
     HeapGrowthBytesPerHour,
+    /// Instructions per operation under callgrind (mean; exact for the same binary and inputs).
+    Instructions,
+    /// Estimated cycles per operation from callgrind's cache simulation (mean; exact).
+    EstCycles,
 }
 
 /// How a measure is treated statistically.
@@ -111,11 +115,13 @@ pub enum MeasureClass {
     Throughput,
     /// Other single values (error rate, heap growth).
     Value,
+    /// Instruction counts and estimated cycles from the instructions pass.
+    Instructions,
 }
 
 impl MeasureClass {
     /// All classes, in the order of the `[thresholds]` table.
-    pub const ALL: [MeasureClass; 7] = [
+    pub const ALL: [MeasureClass; 8] = [
         MeasureClass::Time,
         MeasureClass::Cpu,
         MeasureClass::Percentile,
@@ -123,6 +129,7 @@ impl MeasureClass {
         MeasureClass::Bytes,
         MeasureClass::Throughput,
         MeasureClass::Value,
+        MeasureClass::Instructions,
     ];
 
     /// The key of this class in the `[thresholds]` table.
@@ -135,13 +142,14 @@ impl MeasureClass {
             MeasureClass::Bytes => "bytes",
             MeasureClass::Throughput => "throughput",
             MeasureClass::Value => "value",
+            MeasureClass::Instructions => "instructions",
         }
     }
 }
 
 impl Measure {
     /// Every measure perfcheck knows, in the order metrics are listed.
-    pub const ALL: [Measure; 9] = [
+    pub const ALL: [Measure; 11] = [
         Measure::WallNs,
         Measure::P95Ns,
         Measure::P99Ns,
@@ -151,6 +159,8 @@ impl Measure {
         Measure::ThroughputOps,
         Measure::ErrorRate,
         Measure::HeapGrowthBytesPerHour,
+        Measure::Instructions,
+        Measure::EstCycles,
     ];
 
     /// The name used in metric names.
@@ -165,6 +175,8 @@ impl Measure {
             Measure::ThroughputOps => "throughput_ops",
             Measure::ErrorRate => "error_rate",
             Measure::HeapGrowthBytesPerHour => "heap_growth_bytes_per_hour",
+            Measure::Instructions => "instructions",
+            Measure::EstCycles => "est_cycles",
         }
     }
 
@@ -174,7 +186,10 @@ impl Measure {
             Measure::WallNs | Measure::P95Ns | Measure::P99Ns | Measure::CpuNs => {
                 MetricKind::Timing
             }
-            Measure::Allocs | Measure::AllocBytes => MetricKind::Deterministic,
+            Measure::Allocs
+            | Measure::AllocBytes
+            | Measure::Instructions
+            | Measure::EstCycles => MetricKind::Deterministic,
             Measure::ThroughputOps | Measure::ErrorRate | Measure::HeapGrowthBytesPerHour => {
                 MetricKind::Single
             }
@@ -193,7 +208,7 @@ impl Measure {
     pub fn unit(self) -> Unit {
         match self {
             Measure::WallNs | Measure::P95Ns | Measure::P99Ns | Measure::CpuNs => Unit::Nanoseconds,
-            Measure::Allocs => Unit::Count,
+            Measure::Allocs | Measure::Instructions | Measure::EstCycles => Unit::Count,
             Measure::AllocBytes => Unit::Bytes,
             Measure::ThroughputOps => Unit::OpsPerSecond,
             Measure::ErrorRate => Unit::Ratio,
@@ -207,7 +222,10 @@ impl Measure {
             Measure::WallNs | Measure::CpuNs => Statistic::Median,
             Measure::P95Ns => Statistic::Percentile(95),
             Measure::P99Ns => Statistic::Percentile(99),
-            Measure::Allocs | Measure::AllocBytes => Statistic::Mean,
+            Measure::Allocs
+            | Measure::AllocBytes
+            | Measure::Instructions
+            | Measure::EstCycles => Statistic::Mean,
             Measure::ThroughputOps | Measure::ErrorRate | Measure::HeapGrowthBytesPerHour => {
                 Statistic::Value
             }
@@ -224,6 +242,7 @@ impl Measure {
             Measure::AllocBytes => MeasureClass::Bytes,
             Measure::ThroughputOps => MeasureClass::Throughput,
             Measure::ErrorRate | Measure::HeapGrowthBytesPerHour => MeasureClass::Value,
+            Measure::Instructions | Measure::EstCycles => MeasureClass::Instructions,
         }
     }
 
@@ -660,6 +679,20 @@ fn workload_metrics(
     out: &mut Vec<Metric>,
 ) -> Result<(), NameError> {
     let wl = w.workload.name();
+    if let Some(ic) = &w.instructions {
+        for s in &ic.stages {
+            out.push(Metric::from_samples(
+                MetricName::new(wl, &s.stage, Measure::Instructions)?,
+                s.instructions.clone(),
+            ));
+            if !s.est_cycles.is_empty() {
+                out.push(Metric::from_samples(
+                    MetricName::new(wl, &s.stage, Measure::EstCycles)?,
+                    s.est_cycles.clone(),
+                ));
+            }
+        }
+    }
     for s in &w.samples {
         stage_metrics(wl, s, counting, out)?;
         if s.stage == TOTAL {
@@ -836,6 +869,7 @@ mod tests {
             stages,
             samples,
             quality: None,
+            instructions: None,
         }
     }
 

@@ -98,6 +98,63 @@ pub struct WorkloadResult {
     pub stages: Vec<StageSummary>,
     /// Raw per-operation samples, so later statistics can be recomputed from them.
     pub samples: Vec<StageSamples>,
+    /// Instruction counts from the instructions pass (`run --instructions`), if it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<InstructionCounts>,
+}
+
+/// What the instructions pass counted for one workload: a process of its own under
+/// `valgrind --tool=callgrind`, counting only the measured operations.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstructionCounts {
+    /// Measured operations counted.
+    pub ops: u64,
+    /// The counting tool and its version (`callgrind-3.19.0`).
+    pub tool: String,
+    /// Whether callgrind simulated the caches (then `est_cycles` are filled in).
+    pub cache_sim: bool,
+    /// Per stage (`total` and `other` included): self counts per operation, children excluded.
+    pub stages: Vec<StageInstructions>,
+    /// The functions that cost most, inclusive, per operation: what attribution compares.
+    pub functions: Vec<FunctionCost>,
+    /// Call paths (`a;b;c`) with their instructions over all counted operations, estimated
+    /// from caller-callee pairs; for differential flamegraphs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<(String, u64)>,
+}
+
+/// Counts of one stage: one entry per counted operation in which the stage ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageInstructions {
+    /// Stage name.
+    pub stage: String,
+    /// Instructions executed per operation (self: nested stages excluded).
+    pub instructions: Vec<u64>,
+    /// Estimated cycles per operation, aligned with `instructions`; empty without cache
+    /// simulation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub est_cycles: Vec<u64>,
+}
+
+/// One function's instructions per counted operation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCost {
+    /// Demangled name, as callgrind reports it (`perfcheck::engine::index::IvfIndex::search`).
+    pub function: String,
+    /// Source file of its code, when debug information names it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub file: String,
+    /// Instructions per operation in the function and everything it calls.
+    pub inclusive: f64,
+    /// Instructions per operation in the function's own code.
+    pub own: f64,
+}
+
+impl InstructionCounts {
+    /// The counts of one stage (`total` for the whole operation).
+    pub fn stage(&self, name: &str) -> Option<&StageInstructions> {
+        self.stages.iter().find(|s| s.stage == name)
+    }
 }
 
 /// How good the engine's answers were, against the corpus' ground truth.

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::config::Profile;
+use crate::config::{InstructionsSettings, Profile};
 use crate::engine::corpus::Corpus;
 use crate::error::Error;
 use crate::git::GitInfo;
@@ -27,6 +27,17 @@ pub struct RunRequest {
     /// The store file this run may be saved into (`--store`); its untracked file does not make
     /// the tree dirty. `None`: the one perfcheck.toml or `PERFCHECK_STORE` names.
     pub store: Option<PathBuf>,
+    /// Count instructions too, in passes of their own after the timing pass.
+    pub instructions: Option<InstructionsPlan>,
+}
+
+/// How to count instructions: which binary runs the pass (the one being measured) and how.
+#[derive(Clone, Debug)]
+pub struct InstructionsPlan {
+    /// A `cargo-perfcheck` binary (normally this process's own).
+    pub exe: PathBuf,
+    /// Operations and cache simulation.
+    pub settings: InstructionsSettings,
 }
 
 /// A finished run: the record and where it was written.
@@ -48,19 +59,25 @@ pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome
     let created_at = now_rfc3339();
     let git = GitInfo::discover_ignoring(&req.repo_dir, &own_output(req));
 
-    stage::set_slowdown(req.slowdown.as_ref().map(|(s, p)| (s.as_str(), *p)));
+    let knob = stage::slowdown_scope(req.slowdown.as_ref().map(|(s, p)| (s.as_str(), *p)));
     log(&format!(
         "profile {}: generating corpus ({} events, seed {})",
         req.profile.name, req.profile.corpus.events, req.profile.corpus.seed
     ));
     let corpus = Corpus::generate(&req.profile.corpus)?;
-    let mut results = Vec::with_capacity(workloads.len());
+    let mut results: Vec<crate::record::WorkloadResult> = Vec::with_capacity(workloads.len());
     for w in &workloads {
         results.push(run_workload(*w, &req.profile, &corpus, log)?);
     }
-    stage::set_slowdown(None);
+    drop(knob);
 
     let (run_id, dir) = create_run_dir(&req.reports_dir, &created_at, git.as_ref())?;
+    if let Some(plan) = &req.instructions {
+        let counts = count_instructions(plan, &req.profile, &workloads, &dir, log)?;
+        for (r, c) in results.iter_mut().zip(counts) {
+            r.instructions = Some(c);
+        }
+    }
     let record = RunRecord::new(
         run_id,
         created_at,
@@ -72,6 +89,51 @@ pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome
     );
     record.write(&dir.join("run.json"))?;
     Ok(RunOutcome { record, dir })
+}
+
+/// Runs the instructions pass of every workload, two at a time on machines with two or more
+/// cores (counts do not depend on what else runs), and returns the counts in workload order.
+pub fn count_instructions(
+    plan: &InstructionsPlan,
+    profile: &Profile,
+    workloads: &[Workload],
+    dir: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<crate::record::InstructionCounts>, Error> {
+    use crate::profile::instructions::{count_workload, ops_for};
+    let parallel = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 2);
+    let mut out = Vec::with_capacity(workloads.len());
+    for chunk in workloads.chunks(parallel) {
+        for w in chunk {
+            log(&format!(
+                "{w}: counting instructions of {} operations under callgrind",
+                ops_for(*w, &plan.settings)
+            ));
+        }
+        let counted: Vec<Result<_, Error>> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|w| {
+                    s.spawn(move || count_workload(&plan.exe, profile, *w, &plan.settings, dir))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Profiler("an instructions pass thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for c in counted {
+            out.push(c?.0);
+        }
+    }
+    Ok(out)
 }
 
 /// Paths this run writes to besides the default folders, whose untracked files must not make

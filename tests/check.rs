@@ -65,7 +65,7 @@ fn base_commits(check: &Value) -> Vec<String> {
 fn a_slowed_stage_fails_the_gate_and_is_named_while_an_unchanged_rerun_passes() {
     let p = project();
     let base = p.head();
-    p.save(None);
+    p.save();
     // A later commit is compared with the nearest ancestor that has a baseline.
     p.commit("second");
 
@@ -113,10 +113,10 @@ fn a_pull_request_branch_is_compared_with_its_merge_base() {
     let p = project();
     p.commit("a");
     let fork = p.head();
-    p.save(None);
+    p.save();
     // The default branch moves on and gets its own baseline...
     p.commit("main moves");
-    p.save(None);
+    p.save();
     // ...but the pull request forked earlier.
     p.checkout_new_branch("feature", &fork);
     p.commit("feature work");
@@ -153,7 +153,7 @@ fn dirty_baselines_are_skipped_and_a_missing_baseline_is_said_plainly() {
 #[test]
 fn another_machines_baseline_is_not_used() {
     let p = project();
-    p.save(None);
+    p.save();
     let export = p.path().join("export.json");
     p.cmd()
         .args(["baseline", "export", "-o"])
@@ -183,9 +183,9 @@ fn another_machines_baseline_is_not_used() {
 fn explicit_base_detached_head_run_file_and_github_outputs() {
     let p = project();
     let first = p.head();
-    p.save(None);
+    p.save();
     let second = p.commit("second");
-    p.save(None);
+    p.save();
     p.commit("third");
     // Detached HEAD, as CI checks out pull requests.
     let head = p.repo.head().unwrap().target().unwrap();
@@ -238,7 +238,7 @@ fn explicit_base_detached_head_run_file_and_github_outputs() {
 #[test]
 fn a_shallow_clone_says_its_history_is_cut() {
     let p = project();
-    p.save(None);
+    p.save();
     p.commit("second");
     let store = p.path().join("baselines/perfcheck.sqlite");
     let clone = tempfile::tempdir().unwrap();

@@ -219,6 +219,7 @@ fn fixture() -> Comparison {
         counts,
         verdicts,
         paired: None,
+        attribution: Vec::new(),
     }
 }
 

@@ -98,11 +98,11 @@ fn stdout(a: &assert_cmd::assert::Assert) -> String {
 fn a_hostile_branch_and_subject_stay_inert_end_to_end() {
     let p = Project::new(MINI_REMEMBER, None);
     // The baseline on the default branch, then the hostile branch and commit on top.
-    p.save(None);
+    p.save();
     let head = p.head();
     p.checkout_new_branch(BRANCH, &head);
     p.commit(SUBJECT);
-    p.save(None);
+    p.save();
     let check = p.cmd().args(["check", "-p", "mini", "-q"]).assert();
     let out = stdout(&check);
     assert!(!out.contains("no baseline"), "{out}");

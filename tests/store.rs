@@ -19,8 +19,8 @@ fn project() -> Project {
 fn saved_runs_are_listed_shown_exported_imported_and_deleted() {
     let p = project();
     let sha = p.head();
-    let first = p.save(None);
-    let second = p.save(None);
+    let first = p.save();
+    let second = p.save();
     let list = p.list(&[]);
     assert!(list.contains(&first) && list.contains(&second), "{list}");
     assert!(
@@ -80,7 +80,7 @@ fn saved_runs_are_listed_shown_exported_imported_and_deleted() {
 fn dirty_runs_are_stored_as_dirty_and_hidden_by_default() {
     let p = project();
     std::fs::write(p.path().join("untracked.txt"), "change").unwrap();
-    let id = p.save(None);
+    let id = p.save();
     assert!(!p.list(&[]).contains(&id));
     let all = p.list(&["--include-dirty"]);
     assert!(all.contains(&id) && all.contains("dirty"), "{all}");
@@ -106,7 +106,7 @@ fn outside_a_repository_the_run_reports_but_is_not_saved() {
 #[test]
 fn a_save_killed_mid_transaction_leaves_earlier_runs_intact() {
     let p = project();
-    let kept = p.save(None);
+    let kept = p.save();
     // Outside the work tree, or the next run would be dirty.
     let marker_dir = tempfile::tempdir().unwrap();
     let marker = marker_dir.path().join("holding");
@@ -133,14 +133,14 @@ fn a_save_killed_mid_transaction_leaves_earlier_runs_intact() {
 
     assert_eq!(p.ids(&["--include-dirty"]), vec![kept.clone()]);
     // The store still takes writes after the crash.
-    let after = p.save(None);
+    let after = p.save();
     assert_eq!(p.ids(&[]), vec![kept, after]);
 }
 
 #[test]
 fn concurrent_saves_into_a_new_store_both_succeed() {
     let p = project();
-    let id = p.save(None);
+    let id = p.save();
     let export = p.path().join("one.json");
     p.cmd()
         .args(["baseline", "export", "-o"])
@@ -224,7 +224,7 @@ fn corrupt_or_foreign_store_files_are_refused_without_change() {
     assert_eq!(kept, "keep me");
 
     // A real store whose pages were damaged.
-    p.save(None);
+    p.save();
     let store = p.store();
     let mut bytes = std::fs::read(&store).unwrap();
     assert!(bytes.len() > 4096);
@@ -239,4 +239,64 @@ fn corrupt_or_foreign_store_files_are_refused_without_change() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("perfcheck.sqlite"));
+}
+
+#[test]
+fn a_run_slowed_on_purpose_never_reaches_the_store() {
+    let p = project();
+    let first = p.save();
+    // `run --save` with the calibration knob is refused before anything runs.
+    p.cmd()
+        .env("PERFCHECK_SLOW_STAGE", "persist:50")
+        .args(["run", "-p", "mini", "-q", "--save"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("PERFCHECK_SLOW_STAGE=persist:50")
+                .and(predicate::str::contains("cannot be stored as a baseline")),
+        );
+    assert_eq!(p.ids(&[]), vec![first.clone()]);
+
+    // A slowed run's record, made without --save, cannot be imported either: the export of
+    // the store plus that record is refused whole, and the store keeps what it had.
+    let reports = p.path().join("slowed");
+    p.cmd()
+        .env("PERFCHECK_SLOW_STAGE", "persist:50")
+        .args(["run", "-p", "mini", "-q", "--reports-dir"])
+        .arg(&reports)
+        .assert()
+        .success();
+    let run = common::only_run(&reports);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["slowdown"], "persist:50");
+    let export = p.path().join("export.json");
+    p.cmd()
+        .args(["baseline", "export", "-o"])
+        .arg(&export)
+        .assert()
+        .success();
+    let mut runs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+    let list = runs
+        .get_mut("runs")
+        .and_then(|r| r.as_array_mut())
+        .expect("export holds a `runs` array");
+    list.push(record);
+    std::fs::write(&export, serde_json::to_vec(&runs).unwrap()).unwrap();
+    let other = p.path().join("other.sqlite");
+    p.cmd()
+        .args(["baseline", "import"])
+        .arg(&export)
+        .arg("--store")
+        .arg(&other)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("slowed on purpose"));
+    p.cmd()
+        .args(["baseline", "import"])
+        .arg(&export)
+        .assert()
+        .code(2);
+    assert_eq!(p.ids(&[]), vec![first]);
 }

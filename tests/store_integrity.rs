@@ -95,7 +95,7 @@ fn export_doc(p: &Project, file: &Path) -> serde_json::Value {
 /// An export of one run, and the same run with another payload under the same id (what two
 /// clones of an older perfcheck saving in the same second produced).
 fn colliding_exports(p: &Project) -> (PathBuf, PathBuf, String) {
-    let id = p.save(None);
+    let id = p.save();
     let export = p.path().join("one.json");
     let mut doc = export_doc(p, &export);
     doc["runs"][0]["run_id"] = serde_json::json!("20261127-065012-1a2b3c4");
@@ -229,7 +229,7 @@ fn legacy_store(path: &Path, record: &serde_json::Value) {
 fn a_schema_1_store_is_read_without_migrating_and_migrated_once_by_a_write() {
     let p = Project::new(MINI_REMEMBER, None);
     let export = p.path().join("e.json");
-    p.save(None);
+    p.save();
     let doc = export_doc(&p, &export);
     let mut record = doc["runs"][0].clone();
     record["run_id"] = serde_json::json!("20261127-065012-1a2b3c4");
@@ -288,7 +288,7 @@ fn a_schema_1_store_is_read_without_migrating_and_migrated_once_by_a_write() {
 fn stored_project() -> (Project, PathBuf, String) {
     let p = Project::new(MINI_REMEMBER, None);
     for _ in 0..3 {
-        p.save(None);
+        p.save();
     }
     let store = p.store();
     let list = p.list(&["--include-dirty"]);
@@ -738,7 +738,7 @@ fn corruption_anywhere_in_a_real_store_is_detected_or_harmless_never_a_wrong_ans
     let profile = MINI_REMEMBER.replace("ops = 20", "ops = 400");
     let p = Project::new(&profile, None);
     for _ in 0..5 {
-        p.save(None);
+        p.save();
     }
     let pristine = p.store();
     let extra_dir = tempfile::tempdir().unwrap();

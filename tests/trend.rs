@@ -16,11 +16,16 @@ fn trend_charts_each_metric_and_marks_the_slowed_commit() {
         Some("[thresholds]\ntime = { warn = 30, fail = 100 }\n"),
     );
     let first = p.head();
-    p.save(None);
+    p.save();
+    // A real regression at a commit, not the calibration knob (a slowed run cannot be saved):
+    // re-ranking twenty times the candidates.
+    let mini = p.path().join("profiles/mini.toml");
+    std::fs::write(&mini, format!("{MINI_GATE}[engine]\ncandidates = 1000\n")).unwrap();
     let slow = p.commit("slow");
-    p.save(Some("rerank:900"));
+    p.save();
+    std::fs::write(&mini, MINI_GATE).unwrap();
     let fixed = p.commit("fixed");
-    p.save(None);
+    p.save();
     p.commit("no runs here");
 
     let out = p

@@ -94,6 +94,19 @@ pub struct Imported {
     pub renamed: Vec<(String, String)>,
 }
 
+/// Refuses a run that was slowed or faulted on purpose (the calibration knob was on): such a
+/// run can never become a baseline, whichever backend or command stores it.
+pub fn ensure_fair(record: &RunRecord) -> Result<(), Error> {
+    match &record.slowdown {
+        None => Ok(()),
+        Some(knob) => Err(Error::Usage(format!(
+            "run {} was slowed on purpose (PERFCHECK_SLOW_STAGE={knob}) and cannot be stored as a \
+             baseline; nothing was saved",
+            record.run_id
+        ))),
+    }
+}
+
 /// A place that keeps runs. SQLite now; a shared server backend later, for teams whose CI
 /// runs on many machines.
 pub trait Store {

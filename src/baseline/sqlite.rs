@@ -650,6 +650,7 @@ impl Row {
 
 impl Store for SqliteStore {
     fn save(&mut self, record: &RunRecord) -> Result<Saved, Error> {
+        super::ensure_fair(record)?;
         self.writable()?;
         let path = self.path.clone();
         let (_, sum) = canonical(record)?;
@@ -690,6 +691,7 @@ impl Store for SqliteStore {
     }
 
     fn save_all(&mut self, records: &[RunRecord]) -> Result<Imported, Error> {
+        records.iter().try_for_each(super::ensure_fair)?;
         self.writable()?;
         let path = self.path.clone();
         let tx = self

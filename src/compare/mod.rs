@@ -15,7 +15,8 @@
 //! The bootstrap draws from a generator seeded by `seed` and the metric's name, so a check is
 //! reproducible and a metric's result does not depend on which other metrics exist.
 
-pub mod fdr;
+pub mod attribution;
+mod fdr;
 pub mod paired;
 pub mod stats;
 pub mod thresholds;
@@ -104,6 +105,9 @@ pub struct Comparison {
     /// the first head run and `base` the base runs in round order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paired: Option<PairedInfo>,
+    /// The functions behind each flagged stage, where both sides counted instructions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribution: Vec<attribution::StageAttribution>,
 }
 
 /// How a paired A/B comparison was made.
@@ -288,6 +292,7 @@ fn finish(
         counts: Counts::of(&verdicts),
         verdicts,
         paired,
+        attribution: Vec::new(),
     }
 }
 

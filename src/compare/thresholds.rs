@@ -102,6 +102,9 @@ pub struct Thresholds {
     pub throughput: Limits,
     /// Other single values (`error_rate`, `heap_growth_bytes_per_hour`).
     pub value: Limits,
+    /// Instructions and estimated cycles per operation (`instructions`, `est_cycles`),
+    /// compared exactly.
+    pub instructions: Limits,
     /// Per-metric overrides keyed by pattern (`recall/*/alloc_bytes`, `*/total/p99_ns`).
     pub overrides: BTreeMap<String, Limits>,
 }
@@ -119,6 +122,7 @@ impl Default for Thresholds {
             bytes: Limits::default(),
             throughput: Limits::default(),
             value: Limits::default(),
+            instructions: Limits::default(),
             overrides: BTreeMap::new(),
         }
     }
@@ -179,6 +183,9 @@ impl Thresholds {
             // is noise: a 48 s window of a load run moved heap growth by 100% between reruns.
             // They are judged by absolute ceilings (`max`) instead, which apply regardless.
             MeasureClass::Value => (10.0, 25.0, 10.0, false, 0.0),
+            // Counted under callgrind: the same binary and inputs give the same count to the
+            // instruction (measured: 10 passes identical), so half a percent is a real change.
+            MeasureClass::Instructions => (0.5, 2.0, 0.0, true, 0.0),
         };
         Limit {
             warn,
@@ -219,6 +226,7 @@ impl Thresholds {
             MeasureClass::Bytes => &self.bytes,
             MeasureClass::Throughput => &self.throughput,
             MeasureClass::Value => &self.value,
+            MeasureClass::Instructions => &self.instructions,
         }
     }
 

@@ -7,6 +7,12 @@
 
 use std::collections::HashMap;
 
+/// A hash map with fixed hash keys: the work (probe sequences, the order the scores reach the
+/// sort) is then the same in every process, so instruction counts repeat exactly. The default
+/// `RandomState` draws new keys per process.
+type FixedMap<K, V> =
+    HashMap<K, V, std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>>;
+
 use serde::{Deserialize, Serialize};
 
 use super::cluster::{kmeans, KMeans, KMeansParams};
@@ -206,7 +212,7 @@ pub fn extract_patterns(batch: &Batch, km: &KMeans, opts: &ConsolidateOptions) -
             w
         })
         .collect();
-    let mut batch_df: HashMap<&str, u32> = HashMap::new();
+    let mut batch_df: FixedMap<&str, u32> = FixedMap::default();
     for d in &docs {
         for w in d {
             *batch_df.entry(w.as_str()).or_insert(0) += 1;
@@ -219,7 +225,7 @@ pub fn extract_patterns(batch: &Batch, km: &KMeans, opts: &ConsolidateOptions) -
     let n_b = batch.len() as f64;
     let mut out = Vec::new();
     for m in members.into_iter().filter(|m| !m.is_empty()) {
-        let mut df: HashMap<&str, u32> = HashMap::new();
+        let mut df: FixedMap<&str, u32> = FixedMap::default();
         for &i in &m {
             for w in &docs[i] {
                 *df.entry(w.as_str()).or_insert(0) += 1;

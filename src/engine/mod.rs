@@ -86,6 +86,9 @@ pub struct EngineConfig {
     /// Most SQLite read connections open at once (recall's rerank, counts, consolidation's
     /// backlog reads); concurrent reads beyond that wait for a free one. At least 1.
     pub read_connections: usize,
+    /// Milliseconds between background WAL checkpoints; 0 runs no checkpoint thread and the
+    /// owner calls [`Engine::checkpoint`] (instructions passes do, between operations).
+    pub checkpoint_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -102,6 +105,7 @@ impl Default for EngineConfig {
             cache_capacity: 1_024,
             bulk_batch: store::DEFAULT_BULK_BATCH,
             read_connections: store::DEFAULT_READ_CONNECTIONS,
+            checkpoint_ms: 250,
         }
     }
 }
@@ -194,7 +198,9 @@ impl Engine {
     /// Opens (or creates) the store at `path` and rebuilds the vector index from it.
     pub fn open(path: impl AsRef<Path>, config: EngineConfig) -> Result<Engine> {
         config.validate()?;
-        let store = Store::open_with_readers(path.as_ref(), config.dim, config.read_connections)?;
+        let every = (config.checkpoint_ms > 0)
+            .then(|| std::time::Duration::from_millis(config.checkpoint_ms));
+        let store = Store::open_with(path.as_ref(), config.dim, config.read_connections, every)?;
         let index = IvfIndex::new(config.dim);
         store.for_each_embedding(|id, v| index.insert(id, v))?;
         let now_ts = store.max_ts()?.unwrap_or(0);
@@ -335,6 +341,11 @@ impl Engine {
     /// again on the same data.
     pub fn reset_consolidation(&self) -> Result<()> {
         self.store.reset_consolidation()
+    }
+
+    /// Copies the SQLite WAL back into the database now (engines with `checkpoint_ms = 0`).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.store.checkpoint()
     }
 
     /// Recall cache `(hits, misses)`.

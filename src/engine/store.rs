@@ -244,7 +244,7 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    fn start(path: &Path) -> Result<Checkpointer> {
+    fn start(path: &Path, every: Duration) -> Result<Checkpointer> {
         let conn = Connection::open(path).map_err(|source| EngineError::Open {
             path: path.to_path_buf(),
             source,
@@ -258,7 +258,7 @@ impl Checkpointer {
                 let (lock_, cv) = &*flag;
                 let stopped = lock(lock_);
                 let (stopped, _) = cv
-                    .wait_timeout(stopped, CHECKPOINT_EVERY)
+                    .wait_timeout(stopped, every)
                     .unwrap_or_else(PoisonError::into_inner);
                 if *stopped {
                     return;
@@ -335,6 +335,18 @@ impl Store {
     /// [`Store::open`] with at most `readers` read connections (at least 1). Concurrent reads
     /// beyond that wait for a connection to come back.
     pub fn open_with_readers(path: &Path, dim: usize, readers: usize) -> Result<Store> {
+        Store::open_with(path, dim, readers, Some(CHECKPOINT_EVERY))
+    }
+
+    /// [`Store::open_with_readers`] with the background checkpoint period; `None` starts no
+    /// checkpoint thread, and the owner calls [`Store::checkpoint`] itself (instruction counts
+    /// need that: a timer thread makes the writer's work depend on timing).
+    pub fn open_with(
+        path: &Path,
+        dim: usize,
+        readers: usize,
+        checkpoint_every: Option<Duration>,
+    ) -> Result<Store> {
         let p = path.to_path_buf();
         let open_err = |source: rusqlite::Error| match &source {
             rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::NotADatabase => {
@@ -394,7 +406,10 @@ impl Store {
             // After a bulk load the WAL would otherwise keep its peak size on disk.
             conn.pragma_update(None, "journal_size_limit", 64i64 << 20)
                 .map_err(open_err)?;
-            Some(Checkpointer::start(path)?)
+            match checkpoint_every {
+                Some(every) => Some(Checkpointer::start(path, every)?),
+                None => None,
+            }
         } else {
             None
         };
@@ -475,7 +490,17 @@ impl Store {
         }
     }
 
+    /// Copies the WAL back into the database now (stores opened without a checkpoint
+    /// thread).
     /// The database path.
+    pub fn checkpoint(&self) -> Result<()> {
+        // PASSIVE: copies what it can without waiting for readers, as the background thread.
+        self.writer()
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }

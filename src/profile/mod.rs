@@ -18,6 +18,7 @@ pub mod flamegraph;
 pub mod growth;
 pub mod heap;
 pub mod heatmap;
+pub mod instructions;
 pub mod overhead;
 pub mod pass;
 
@@ -191,9 +192,9 @@ pub fn execute(
         req.profile.corpus.seed
     ));
     let corpus = Arc::new(Corpus::generate(&req.profile.corpus)?);
-    stage::set_slowdown(req.slowdown.as_ref().map(|(s, p)| (s.as_str(), *p)));
+    let knob = stage::slowdown_scope(req.slowdown.as_ref().map(|(s, p)| (s.as_str(), *p)));
     let result = profile_all(req, &workloads, &corpus, &dir, &commit, log);
-    stage::set_slowdown(None);
+    drop(knob);
     let profiles = result?;
     let alloc_overhead = req.overhead.then(|| {
         log("allocator: counting vs system, 15 interleaved rounds of 100,000 alloc+free pairs");

@@ -63,6 +63,9 @@ pub struct PassSpec {
     pub warmup_ops: u64,
     /// Thread or tokio runtime.
     pub runtime: Runtime,
+    /// Checkpoint the engine's WAL after setup and every this many operations, outside the
+    /// measured operations (for engines without a checkpoint thread); 0 never.
+    pub checkpoint_every_ops: u64,
 }
 
 impl PassSpec {
@@ -77,7 +80,13 @@ impl PassSpec {
             ops: ops.unwrap_or(default_ops),
             warmup_ops,
             runtime,
+            checkpoint_every_ops: 0,
         }
+    }
+
+    /// Whether the engine's WAL is checkpointed after operation number `done` (1-based).
+    fn checkpoint_after(&self, done: u64) -> bool {
+        self.checkpoint_every_ops > 0 && done % self.checkpoint_every_ops == 0
     }
 }
 
@@ -135,13 +144,22 @@ impl Ops<'_> {
         hooks: &mut H,
     ) -> Result<(), Error> {
         hooks.phase(Phase::WarmUp);
-        for _ in 0..spec.warmup_ops {
+        for i in 0..spec.warmup_ops {
             self.one(engine, false)?;
+            if spec.checkpoint_after(i + 1) {
+                engine.checkpoint()?;
+            }
+        }
+        if spec.checkpoint_every_ops > 0 {
+            engine.checkpoint()?;
         }
         hooks.phase(Phase::Measured);
         for i in 0..spec.ops {
             self.one(engine, true)?;
             hooks.after_op(i + 1);
+            if spec.checkpoint_after(i + 1) {
+                engine.checkpoint()?;
+            }
         }
         hooks.phase(Phase::Finished);
         Ok(())

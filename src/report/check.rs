@@ -215,6 +215,7 @@ pub fn terminal(c: &Comparison, color: bool, all: bool) -> String {
             .unwrap_or_default(),
         confidence_pct(c),
     );
+    out.push_str(&super::attribution::terminal(c));
     let rows: Vec<&Verdict> = if all {
         c.verdicts.iter().collect()
     } else {
@@ -364,6 +365,7 @@ pub fn markdown(c: &Comparison) -> String {
         "### {icon} perfcheck: {headline} vs {}\n",
         base_label(&c.base, true)
     );
+    out.push_str(&super::attribution::markdown_headlines(c));
     let regressions = c.regressions();
     if !regressions.is_empty() {
         out.push_str("#### Regressions\n\n");
@@ -376,6 +378,7 @@ pub fn markdown(c: &Comparison) -> String {
         md_table(&mut out, &improvements, c, false);
         out.push('\n');
     }
+    out.push_str(&super::attribution::markdown_section(c));
     let _ = writeln!(
         out,
         "<details><summary>All {} metrics</summary>\n",

@@ -1,6 +1,8 @@
 //! Rendering results for people: terminal tables and number formatting.
 
+pub mod attribution;
 pub mod check;
+pub mod diff_flame;
 pub mod escape;
 pub mod format;
 pub mod table;

@@ -9,7 +9,7 @@ pub fn workload_table(w: &WorkloadResult) -> String {
     let mut out = String::new();
     out.push_str(&heading(w));
     out.push('\n');
-    let header = [
+    let mut header = vec![
         "stage",
         "ops",
         "mean",
@@ -22,8 +22,25 @@ pub fn workload_table(w: &WorkloadResult) -> String {
         "peak",
         "share",
     ];
-    let rows: Vec<Vec<String>> = w.stages.iter().map(row).collect();
+    let mut rows: Vec<Vec<String>> = w.stages.iter().map(row).collect();
+    if let Some(ic) = &w.instructions {
+        header.push("instr/op");
+        for (r, s) in rows.iter_mut().zip(&w.stages) {
+            let mean = ic.stage(&s.stage).map(|c| {
+                c.instructions.iter().sum::<u64>() as f64 / c.instructions.len().max(1) as f64
+            });
+            r.push(mean.map(count).unwrap_or_else(|| "-".into()));
+        }
+    }
     out.push_str(&render(&header, &rows));
+    if let Some(ic) = &w.instructions {
+        out.push_str(&format!(
+            "  instructions: {} operations counted by {}{}, self counts (nested stages excluded)\n",
+            group_digits(ic.ops),
+            escape::terminal(&ic.tool),
+            if ic.cache_sim { " with cache simulation" } else { "" }
+        ));
+    }
     out
 }
 
@@ -167,6 +184,7 @@ mod tests {
                 summary("total", 200_000.0, 1.0),
             ],
             samples: vec![],
+            instructions: None,
         };
         let t = workload_table(&w);
         let lines: Vec<&str> = t.lines().collect();

@@ -264,6 +264,7 @@ pub fn run_workload(
         op_counts,
         stages,
         samples,
+        instructions: None,
     })
 }
 

@@ -98,13 +98,11 @@ impl Project {
         c
     }
 
-    /// `run -p mini --save` (optionally with a slowed stage); returns the run id.
-    pub fn save(&self, slow: Option<&str>) -> String {
-        let mut c = self.cmd();
-        if let Some(s) = slow {
-            c.env("PERFCHECK_SLOW_STAGE", s);
-        }
-        let out = c
+    /// `run -p mini --save`; returns the run id. (A run slowed by the calibration knob cannot
+    /// be saved: tests/cli.rs checks that.)
+    pub fn save(&self) -> String {
+        let out = self
+            .cmd()
             .args(["run", "-p", "mini", "-q", "--save"])
             .assert()
             .success()

@@ -39,6 +39,7 @@ pub fn valid_record() -> &'static Json {
             repo_dir: tmp.path().to_path_buf(),
             slowdown: None,
             store: None,
+            instructions: None,
         };
         let out = perfcheck::run::execute(&req, &mut |_| {}).expect("the fuzz run");
         let bytes = std::fs::read(out.dir.join("run.json")).expect("run.json");

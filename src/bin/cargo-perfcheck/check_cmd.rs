@@ -119,9 +119,17 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
     println!();
     let code = match outcome {
         CheckOutcome::Compared {
-            comparison,
+            mut comparison,
             baseline,
+            base_records,
         } => {
+            let bases: Vec<&RunRecord> = base_records.iter().collect();
+            perfcheck::report::diff_flame::write_for_attribution(
+                &mut comparison,
+                &bases,
+                &head,
+                &dir,
+            )?;
             if baseline.distance > 0 {
                 println!(
                     "baseline: {} ({} commits before the merge-base), {} run(s)",

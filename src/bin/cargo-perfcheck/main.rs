@@ -45,6 +45,22 @@ enum Command {
     Profiles(ProfilesArgs),
     /// Open-loop load, stress and soak tests of the engine (phases, --find-max), with charts.
     Load(load_cmd::LoadArgs),
+    /// The child of an instructions pass (started by perfcheck under callgrind).
+    #[command(name = "__instructions-pass", hide = true)]
+    InstructionsPass(InstructionsPassArgs),
+}
+
+#[derive(Args)]
+struct InstructionsPassArgs {
+    /// The resolved profile, as JSON.
+    #[arg(long, value_name = "FILE")]
+    profile_json: PathBuf,
+    /// Workload to count.
+    #[arg(long, value_parser = args::parse_workload)]
+    workload: perfcheck::workload::Workload,
+    /// Measured operations.
+    #[arg(long)]
+    ops: u64,
 }
 
 #[derive(Args)]
@@ -82,6 +98,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(a) => check_cmd::run(a),
         Command::Trend(a) => trend_cmd::run(a),
         Command::Load(a) => load_cmd::run(a),
+        Command::InstructionsPass(a) => {
+            let report =
+                perfcheck::profile::instructions::child::run(&a.profile_json, a.workload, a.ops)?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Profiles(a) => {
             for name in Profile::available(&a.profiles_dir) {
                 let p = Profile::load(&name, &a.profiles_dir)?;

@@ -12,7 +12,7 @@ use perfcheck::config::Profile;
 use perfcheck::project::ProjectConfig;
 use perfcheck::record::RunRecord;
 use perfcheck::report::table::workload_table;
-use perfcheck::run::{execute, RunOutcome, RunRequest};
+use perfcheck::run::{execute, InstructionsPlan, RunOutcome, RunRequest};
 
 use crate::args::{parse_workload, slowdown_from_env, Folders};
 use perfcheck::workload::Workload;
@@ -33,6 +33,32 @@ pub struct MeasureArgs {
     /// Print only the results, no progress lines.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Also count instructions per stage under callgrind (needs valgrind), in passes of their
+    /// own after the timing pass [default: the profile's `instructions.enabled`].
+    #[arg(long, conflicts_with = "no_instructions")]
+    pub instructions: bool,
+    /// Do not count instructions, even if the profile says to.
+    #[arg(long)]
+    pub no_instructions: bool,
+    /// With instruction counts: simulate the caches too, for `est_cycles` (slower).
+    #[arg(long)]
+    pub cache_sim: bool,
+}
+
+impl MeasureArgs {
+    /// The instructions pass this command runs, if any: the flags, else the profile's setting.
+    pub fn instructions_plan(&self, profile: &Profile) -> anyhow::Result<Option<InstructionsPlan>> {
+        let mut settings = profile.instructions.clone().unwrap_or_default();
+        let on = !self.no_instructions && (self.instructions || settings.enabled);
+        if !on {
+            return Ok(None);
+        }
+        settings.cache_sim |= self.cache_sim;
+        // Fail in a second, not after the timing pass.
+        perfcheck::profile::instructions::find_valgrind()?;
+        let exe = std::env::current_exe().context("cannot find this program's own path")?;
+        Ok(Some(InstructionsPlan { exe, settings }))
+    }
 }
 
 /// Arguments of `run`.
@@ -53,6 +79,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let project = ProjectConfig::load(&cwd)?;
     // Check the store before the run, so a bad store fails in a second, not after a minute.
+    if a.save {
+        if let Some((stage, pct)) = slowdown_from_env()? {
+            anyhow::bail!(perfcheck::Error::Usage(format!(
+                "--save with PERFCHECK_SLOW_STAGE={stage}:{pct}: a run slowed on purpose cannot \
+                 be stored as a baseline (unset the variable, or drop --save)"
+            )));
+        }
+    }
     let mut store = if a.save {
         Some(prepare_store(project.store_path(a.store.as_deref()))?)
     } else {
@@ -86,6 +120,7 @@ pub fn measure(
         &a.folders.profiles_dir,
     )?;
     let slowdown = slowdown_from_env()?;
+    let instructions = a.instructions_plan(&profile)?;
     let req = RunRequest {
         profile,
         workloads: a.workloads.clone(),
@@ -93,6 +128,7 @@ pub fn measure(
         repo_dir: cwd.to_path_buf(),
         slowdown,
         store: store.map(Path::to_path_buf),
+        instructions,
     };
     let mut log = crate::progress::logger(a.quiet);
     let outcome = execute(&req, &mut log)?;

@@ -25,6 +25,8 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 
+pub mod callgrind;
+
 /// Per-thread allocation counters. Thread-local because shared atomics made two allocating
 /// threads 4x slower on a 2-core VM (44 ns vs 11 ns per alloc+free).
 struct AllocCounters {
@@ -860,10 +862,25 @@ struct Frame {
     children: Measures,
 }
 
+/// Recorder switch: read thread CPU time at every boundary of this operation.
+const MODE_CPU: u8 = 1;
+/// Recorder switch: mark every boundary for callgrind (instructions passes only).
+const MODE_COUNT: u8 = 2;
+/// Recorder switch: the calibration knob slows one stage ([`set_slowdown`]).
+const MODE_SLOW: u8 = 4;
+
+/// Process-wide recorder switches ([`MODE_COUNT`], [`MODE_SLOW`]), read once per operation by
+/// [`begin_operation`] with one relaxed load. Zero in timing runs, so the only cost the extra
+/// modes add to a stage boundary is the mode test that CPU sampling needs anyway.
+static PASS_MODE: AtomicU8 = AtomicU8::new(0);
+
 struct Recorder {
     active: bool,
-    cpu: bool,
+    /// `MODE_*` bits of the current operation.
+    mode: u8,
     slow: Option<(&'static str, u32)>,
+    /// Operations counted for callgrind on this thread so far (names their segments).
+    counted_ops: u64,
     stack: Vec<Frame>,
     stages: Vec<(&'static str, Measures)>,
 }
@@ -872,17 +889,38 @@ impl Recorder {
     const fn new() -> Self {
         Recorder {
             active: false,
-            cpu: false,
+            mode: 0,
             slow: None,
+            counted_ops: 0,
             stack: Vec::new(),
             stages: Vec::new(),
         }
     }
 
+    /// Instructions passes: ends the callgrind segment of the innermost frame (collection off,
+    /// then a profile part named after the frame), so the recorder's own bookkeeping is never
+    /// counted and every instruction lands in exactly one stage's segment.
+    #[cold]
+    fn end_segment(&self) {
+        let Some(top) = self.stack.last() else {
+            return;
+        };
+        callgrind::toggle_collect();
+        let mut buf = [0u8; 96];
+        callgrind::dump_stats_at(segment_label(&mut buf, self.counted_ops, top.name));
+    }
+
     #[inline]
     fn push(&mut self, name: &'static str) {
+        if self.mode & MODE_COUNT != 0 {
+            self.end_segment();
+        }
         // CPU time first and wall last, so the (slow) CPU read is outside the wall interval.
-        let cpu_start = if self.cpu { thread_cpu_ns() } else { 0 };
+        let cpu_start = if self.mode & MODE_CPU != 0 {
+            thread_cpu_ns()
+        } else {
+            0
+        };
         let (allocs_start, bytes_start, live_start, peak_saved) = ALLOC
             .try_with(|c| {
                 let saved = c.peak.get();
@@ -900,17 +938,18 @@ impl Recorder {
             peak_saved,
             children: Measures::default(),
         });
+        if self.mode & MODE_COUNT != 0 {
+            callgrind::toggle_collect();
+        }
     }
 
     /// Pops the innermost frame and returns its inclusive and self measures.
     #[inline]
     fn pop(&mut self) -> Option<(&'static str, Measures, Measures)> {
-        let frame = self.stack.pop()?;
-        if let Some((slow, pct)) = self.slow {
-            if slow == frame.name {
-                burn_proportional(frame.wall_start, pct);
-            }
+        if self.mode != 0 {
+            self.before_pop();
         }
+        let frame = self.stack.pop()?;
         let wall_end = now_raw();
         let (allocs, bytes, peak) = ALLOC
             .try_with(|c| {
@@ -919,7 +958,11 @@ impl Recorder {
                 (c.allocs.get(), c.bytes.get(), peak)
             })
             .unwrap_or_default();
-        let cpu_end = if self.cpu { thread_cpu_ns() } else { 0 };
+        let cpu_end = if self.mode & MODE_CPU != 0 {
+            thread_cpu_ns()
+        } else {
+            0
+        };
         let inclusive = Measures {
             wall_ns: raw_delta_ns(frame.wall_start, wall_end),
             cpu_ns: cpu_end.saturating_sub(frame.cpu_start),
@@ -931,7 +974,26 @@ impl Recorder {
         if let Some(parent) = self.stack.last_mut() {
             parent.children.add_additive(inclusive);
         }
+        if self.mode & MODE_COUNT != 0 && !self.stack.is_empty() {
+            callgrind::toggle_collect();
+        }
         Some((frame.name, inclusive, own))
+    }
+
+    /// The slow path of a stage exit: the calibration knob's spin (inside the stage, before
+    /// its wall time is read) and the end of its callgrind segment.
+    #[cold]
+    fn before_pop(&self) {
+        if self.mode & MODE_COUNT != 0 {
+            self.end_segment();
+        }
+        if self.mode & MODE_SLOW != 0 {
+            if let (Some((slow, pct)), Some(top)) = (self.slow, self.stack.last()) {
+                if slow == top.name {
+                    burn_proportional(top.wall_start, pct);
+                }
+            }
+        }
     }
 
     #[inline]
@@ -1011,7 +1073,12 @@ const OPERATION_FRAME: &str = "total";
 /// at every stage boundary (a system call, about 0.8 µs here), so callers sample it on a
 /// subset of operations and keep those out of wall-time statistics.
 pub fn begin_operation(cpu_sampled: bool) -> Operation {
-    let slow = slowdown();
+    let pass = PASS_MODE.load(Ordering::Relaxed);
+    let slow = if pass & MODE_SLOW != 0 {
+        slowdown()
+    } else {
+        None
+    };
     let _ = RECORDER.try_with(|r| {
         let mut r = r.borrow_mut();
         r.stack.clear();
@@ -1021,8 +1088,11 @@ pub fn begin_operation(cpu_sampled: bool) -> Operation {
         r.stack.reserve(32);
         r.stages.reserve(32);
         r.active = true;
-        r.cpu = cpu_sampled;
+        r.mode = pass | if cpu_sampled { MODE_CPU } else { 0 };
         r.slow = slow;
+        if pass & MODE_COUNT != 0 {
+            r.counted_ops += 1;
+        }
         r.push(OPERATION_FRAME);
     });
     Operation {
@@ -1066,7 +1136,7 @@ fn end_operation() -> OpSample {
             OpSample {
                 total,
                 stages,
-                cpu_sampled: r.cpu,
+                cpu_sampled: r.mode & MODE_CPU != 0,
             }
         })
         .unwrap_or_default()
@@ -1079,9 +1149,76 @@ static SLOWDOWN: RwLock<Option<(&'static str, u32)>> = RwLock::new(None);
 /// `None` turns it off. Takes effect at the next [`begin_operation`].
 pub fn set_slowdown(knob: Option<(&str, u32)>) {
     let leaked = knob.map(|(name, pct)| (&*Box::leak(name.to_owned().into_boxed_str()), pct));
+    let on = leaked.is_some();
     if let Ok(mut s) = SLOWDOWN.write() {
         *s = leaked;
     }
+    if on {
+        PASS_MODE.fetch_or(MODE_SLOW, Ordering::SeqCst);
+    } else {
+        PASS_MODE.fetch_and(!MODE_SLOW, Ordering::SeqCst);
+    }
+}
+
+/// Turns the calibration knob on for as long as the returned guard lives, so an error that
+/// ends a run early cannot leave later runs of the process slowed.
+#[must_use = "the knob is turned off when the guard drops"]
+pub fn slowdown_scope(knob: Option<(&str, u32)>) -> SlowdownScope {
+    set_slowdown(knob);
+    SlowdownScope(())
+}
+
+/// Guard of [`slowdown_scope`].
+pub struct SlowdownScope(());
+
+impl Drop for SlowdownScope {
+    fn drop(&mut self) {
+        set_slowdown(None);
+    }
+}
+
+/// Whether the calibration knob is on (a run measured now is not a fair measurement).
+pub fn slowdown_active() -> bool {
+    PASS_MODE.load(Ordering::SeqCst) & MODE_SLOW != 0
+}
+
+/// Turns callgrind segment marks on (or off) for the operations this process begins from
+/// now: every stage boundary then ends a callgrind profile part named
+/// `perfcheck <op> <stage>`, with collection off while the recorder does its bookkeeping.
+/// Only for instructions passes, which run under `valgrind --tool=callgrind
+/// --collect-atstart=no`.
+pub fn count_instructions(on: bool) {
+    if on {
+        PASS_MODE.fetch_or(MODE_COUNT, Ordering::SeqCst);
+    } else {
+        PASS_MODE.fetch_and(!MODE_COUNT, Ordering::SeqCst);
+    }
+}
+
+/// The prefix of every callgrind profile part the recorder names.
+pub const SEGMENT_PREFIX: &str = "perfcheck ";
+
+/// Writes `perfcheck <op> <stage>` and a NUL into `buf` (truncated to fit) and returns it as a
+/// C string. Characters outside `[a-z0-9_]` in the stage name become `?`, so a name can never
+/// break callgrind's line-based output.
+fn segment_label<'a>(buf: &'a mut [u8; 96], op: u64, stage: &str) -> &'a std::ffi::CStr {
+    use std::io::Write;
+    let cap = buf.len() - 1;
+    let mut cursor = std::io::Cursor::new(&mut buf[..cap]);
+    let _ = write!(cursor, "{SEGMENT_PREFIX}{op} ");
+    for c in stage.chars() {
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
+            c as u8
+        } else {
+            b'?'
+        };
+        if cursor.write_all(&[c]).is_err() {
+            break;
+        }
+    }
+    let end = cursor.position() as usize;
+    buf[end] = 0;
+    std::ffi::CStr::from_bytes_until_nul(&buf[..=end]).unwrap_or(c"perfcheck 0 ?")
 }
 
 fn slowdown() -> Option<(&'static str, u32)> {
