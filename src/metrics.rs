@@ -186,10 +186,9 @@ impl Measure {
             Measure::WallNs | Measure::P95Ns | Measure::P99Ns | Measure::CpuNs => {
                 MetricKind::Timing
             }
-            Measure::Allocs
-            | Measure::AllocBytes
-            | Measure::Instructions
-            | Measure::EstCycles => MetricKind::Deterministic,
+            Measure::Allocs | Measure::AllocBytes | Measure::Instructions | Measure::EstCycles => {
+                MetricKind::Deterministic
+            }
             Measure::ThroughputOps | Measure::ErrorRate | Measure::HeapGrowthBytesPerHour => {
                 MetricKind::Single
             }
@@ -222,10 +221,9 @@ impl Measure {
             Measure::WallNs | Measure::CpuNs => Statistic::Median,
             Measure::P95Ns => Statistic::Percentile(95),
             Measure::P99Ns => Statistic::Percentile(99),
-            Measure::Allocs
-            | Measure::AllocBytes
-            | Measure::Instructions
-            | Measure::EstCycles => Statistic::Mean,
+            Measure::Allocs | Measure::AllocBytes | Measure::Instructions | Measure::EstCycles => {
+                Statistic::Mean
+            }
             Measure::ThroughputOps | Measure::ErrorRate | Measure::HeapGrowthBytesPerHour => {
                 Statistic::Value
             }

@@ -115,7 +115,8 @@ pub struct InstructionCounts {
     pub cache_sim: bool,
     /// Per stage (`total` and `other` included): self counts per operation, children excluded.
     pub stages: Vec<StageInstructions>,
-    /// The functions that cost most, inclusive, per operation: what attribution compares.
+    /// Per stage, the functions that cost most, inclusive, per operation: what attribution
+    /// compares.
     pub functions: Vec<FunctionCost>,
     /// Call paths (`a;b;c`) with their instructions over all counted operations, estimated
     /// from caller-callee pairs; for differential flamegraphs.
@@ -136,17 +137,21 @@ pub struct StageInstructions {
     pub est_cycles: Vec<u64>,
 }
 
-/// One function's instructions per counted operation.
+/// One function's instructions per counted operation, within one stage's own code.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FunctionCost {
+    /// The stage whose instructions these are (nested stages' are theirs; `other` is outside
+    /// every stage).
+    pub stage: String,
     /// Demangled name, as callgrind reports it (`perfcheck::engine::index::IvfIndex::search`).
     pub function: String,
     /// Source file of its code, when debug information names it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub file: String,
-    /// Instructions per operation in the function and everything it calls.
+    /// Instructions per operation of the stage in the function and everything it calls
+    /// (operations in which the stage ran).
     pub inclusive: f64,
-    /// Instructions per operation in the function's own code.
+    /// Instructions per operation of the stage in the function's own code.
     pub own: f64,
 }
 

@@ -124,7 +124,9 @@ pub fn count_instructions(
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        Err(Error::Profiler("an instructions pass thread panicked".into()))
+                        Err(Error::Profiler(
+                            "an instructions pass thread panicked".into(),
+                        ))
                     })
                 })
                 .collect()

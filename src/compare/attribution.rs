@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::record::InstructionCounts;
+use crate::workload::summary::TOTAL;
 
 /// Rows of a function table.
 pub const TOP_FUNCTIONS: usize = 10;
@@ -68,61 +69,76 @@ pub fn attribute(
     if base_stages.is_empty() {
         return None;
     }
-    let stage_base =
-        base_stages.iter().map(|s| mean(&s.instructions)).sum::<f64>() / base_stages.len() as f64;
-    let stage_head = mean(&head_stage.instructions);
-    // A stage's count is its self count; its function holds its nested stages too. Functions
-    // that hold far more than the whole operation's stage are its callers (the operation's
-    // driver, the pipeline): every change passes through them, so they explain nothing.
-    let total_base = bases
+    let stage_base = base_stages
         .iter()
-        .filter_map(|b| b.stage(crate::workload::summary::TOTAL))
-        .map(|t| mean(&t.instructions))
-        .fold(0.0, f64::max);
-    let ceiling = if stage == crate::workload::summary::TOTAL {
-        f64::INFINITY
-    } else {
-        // The stage's self count plus what nested stages and shared helpers may add.
-        (stage_base.max(stage_head) * 1.02).min(total_base.max(1.0) * 0.98)
+        .map(|s| mean(&s.instructions))
+        .sum::<f64>()
+        / base_stages.len() as f64;
+    let stage_head = mean(&head_stage.instructions);
+    // Per function, its instructions per operation within this stage (all stages for `total`).
+    let per_stage = |c: &InstructionCounts| -> Vec<(String, String, f64, f64)> {
+        let mut out: Vec<(String, String, f64, f64)> = Vec::new();
+        for f in &c.functions {
+            if stage != TOTAL && f.stage != stage {
+                continue;
+            }
+            // For `total`, a stage's per-operation cost counts for the operations it ran in.
+            let weight = if stage == TOTAL {
+                c.stage(&f.stage)
+                    .map_or(0.0, |s| s.instructions.len() as f64 / c.ops.max(1) as f64)
+            } else {
+                1.0
+            };
+            match out.iter_mut().find(|(n, ..)| *n == f.function) {
+                Some(e) => {
+                    e.2 += weight * f.inclusive;
+                    e.3 += weight * f.own;
+                }
+                None => out.push((
+                    f.function.clone(),
+                    f.file.clone(),
+                    weight * f.inclusive,
+                    weight * f.own,
+                )),
+            }
+        }
+        out
     };
+    let head_fns = per_stage(head);
+    let base_fns: Vec<_> = bases.iter().map(|b| per_stage(b)).collect();
     let mut names: Vec<(&str, &str)> = Vec::new();
-    let all = bases.iter().flat_map(|b| &b.functions).chain(&head.functions);
-    for f in all {
-        if !names.iter().any(|(n, _)| *n == f.function) {
-            names.push((&f.function, &f.file));
+    for (n, file, ..) in base_fns.iter().flatten().chain(&head_fns) {
+        if !names.iter().any(|(x, _)| x == n) {
+            names.push((n, file));
         }
     }
-    let base_of = |name: &str| {
-        bases
-            .iter()
-            .map(|b| {
-                b.functions
-                    .iter()
-                    .find(|f| f.function == name)
-                    .map_or(0.0, |f| f.inclusive)
-            })
-            .sum::<f64>()
-            / bases.len().max(1) as f64
+    let lookup = |fns: &[(String, String, f64, f64)], name: &str| {
+        fns.iter()
+            .find(|(n, ..)| n == name)
+            .map_or((0.0, 0.0), |(_, _, i, o)| (*i, *o))
     };
+    let count = stage_base.max(stage_head).max(1.0);
     let mut deltas: Vec<FunctionDelta> = names
         .into_iter()
-        .map(|(name, file)| {
-            let base = base_of(name);
-            let head = head
-                .functions
-                .iter()
-                .find(|f| f.function == name)
-                .map_or(0.0, |f| f.inclusive);
-            FunctionDelta {
+        .filter_map(|(name, file)| {
+            let b: Vec<(f64, f64)> = base_fns.iter().map(|f| lookup(f, name)).collect();
+            let base = b.iter().map(|x| x.0).sum::<f64>() / b.len().max(1) as f64;
+            let base_own = b.iter().map(|x| x.1).sum::<f64>() / b.len().max(1) as f64;
+            let (head, head_own) = lookup(&head_fns, name);
+            // Callers of the whole stage (the driver, the pipeline) hold all of it and do no
+            // work of their own in it: every change passes through them, so they explain
+            // nothing. The stage's own function does work of its own and stays.
+            let caller = base.max(head) >= 0.98 * count && base_own.max(head_own) < 0.01 * count;
+            (!caller).then(|| FunctionDelta {
                 function: name.to_owned(),
                 file: file.to_owned(),
                 base,
                 head,
                 delta: head - base,
                 change: (base > 0.0).then(|| head / base - 1.0),
-            }
+            })
         })
-        .filter(|d| d.base.max(d.head) <= ceiling && d.delta.abs() >= 0.5)
+        .filter(|d| d.delta.abs() >= 0.5)
         .collect();
     deltas.sort_by(|a, b| {
         b.delta
@@ -182,6 +198,15 @@ pub fn attribute_flagged(
             out.push(a);
         }
     }
+    // The stages themselves first, the most changed first; the whole operation and the time
+    // outside stages after them (they only add up the stages).
+    let rel = |a: &StageAttribution| (a.stage_head / a.stage_base.max(1.0) - 1.0).abs();
+    let aggregate = |a: &StageAttribution| a.stage == TOTAL || a.stage == crate::metrics::OTHER;
+    out.sort_by(|a, b| {
+        aggregate(a)
+            .cmp(&aggregate(b))
+            .then_with(|| rel(b).total_cmp(&rel(a)))
+    });
     out
 }
 
@@ -217,22 +242,31 @@ mod tests {
     use crate::record::{FunctionCost, StageInstructions};
 
     fn counts(stage_work: u64, extra: f64) -> InstructionCounts {
-        let f = |name: &str, inclusive: f64| FunctionCost {
+        let f = |stage: &str, name: &str, inclusive: f64, own: f64| FunctionCost {
+            stage: stage.into(),
             function: name.into(),
             file: String::new(),
             inclusive,
-            own: 0.0,
+            own,
         };
+        let vs = stage_work as f64 + extra;
         let mut functions = vec![
-            f("app::main", 10_000.0 + extra),
-            f("app::Engine::recall", 9_000.0 + extra),
-            f("app::recall::vector_search", stage_work as f64 + extra),
-            f("app::index::IvfIndex::search", 2_500.0 + extra),
-            f("app::index::dot", 1_200.0),
-            f("app::recall::rerank", 5_000.0),
+            // The callers of the stage hold all of its instructions and none of their own.
+            f("vector_search", "app::main", vs, 0.0),
+            f("vector_search", "app::Engine::recall", vs, 0.0),
+            f("vector_search", "app::recall::vector_search", vs, 500.0),
+            f(
+                "vector_search",
+                "app::index::IvfIndex::search",
+                2_500.0 + extra,
+                1_300.0,
+            ),
+            f("vector_search", "app::index::dot", 1_200.0, 1_200.0),
+            f("rerank", "app::main", 5_000.0, 0.0),
+            f("rerank", "app::recall::rerank", 5_000.0, 5_000.0),
         ];
         if extra > 0.0 {
-            functions.push(f("app::index::planted_loop", extra));
+            functions.push(f("vector_search", "app::index::planted_loop", extra, extra));
         }
         let stage = |name: &str, n: u64| StageInstructions {
             stage: name.into(),
@@ -272,7 +306,10 @@ mod tests {
         );
         let top = a.top.unwrap();
         assert_eq!(top.function, "app::index::planted_loop");
-        assert_eq!((top.base, top.head, top.delta, top.change), (0.0, 300.0, 300.0, None));
+        assert_eq!(
+            (top.base, top.head, top.delta, top.change),
+            (0.0, 300.0, 300.0, None)
+        );
         let search = &a.functions[1];
         assert!((search.change.unwrap() - 0.12).abs() < 1e-12, "{search:?}");
     }

@@ -13,7 +13,13 @@ const SHOWN: usize = 3;
 
 fn signed_count(x: f64) -> String {
     let r = x.round();
-    let sign = if r > 0.0 { "+" } else if r < 0.0 { "-" } else { "±" };
+    let sign = if r > 0.0 {
+        "+"
+    } else if r < 0.0 {
+        "-"
+    } else {
+        "±"
+    };
     format!("{sign}{}", group_digits(r.abs() as u64))
 }
 
@@ -76,7 +82,7 @@ pub fn markdown_section(c: &Comparison) -> String {
     }
     let mut out = String::from("#### Where it came from (instructions per operation)\n\n");
     for a in c.attribution.iter().take(SHOWN) {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{}: {} → {} instr/op ({})",
             escape::md_code(&format!("{}/{}", a.workload, a.stage)),

@@ -38,7 +38,11 @@ pub fn workload_table(w: &WorkloadResult) -> String {
             "  instructions: {} operations counted by {}{}, self counts (nested stages excluded)\n",
             group_digits(ic.ops),
             escape::terminal(&ic.tool),
-            if ic.cache_sim { " with cache simulation" } else { "" }
+            if ic.cache_sim {
+                " with cache simulation"
+            } else {
+                ""
+            }
         ));
     }
     out

@@ -21,9 +21,11 @@ pub struct PartTotals {
     pub totals: Vec<u64>,
 }
 
-/// One function's costs, summed over the selected parts.
+/// One function's costs in one group of parts, summed over those parts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FunctionTotals {
+    /// Index of the group (in [`CallgrindOutput::groups`]) whose parts these costs are from.
+    pub group: usize,
     /// Demangled name.
     pub name: String,
     /// Source file of its first cost line, `???` without debug information.
@@ -56,7 +58,9 @@ pub struct CallgrindOutput {
     pub events: Vec<String>,
     /// Every part, in file order.
     pub parts: Vec<PartTotals>,
-    /// Per-function costs over the parts that `select` accepted, in order of first cost.
+    /// The groups `select` put the parts in (for the recorder's parts: the stage).
+    pub groups: Vec<String>,
+    /// Per-function costs per group, in order of first cost.
     pub functions: Vec<FunctionTotals>,
     /// Caller-callee pairs over the same parts (calls of a function to itself excluded).
     pub edges: Vec<CallEdge>,
@@ -96,10 +100,13 @@ impl Names {
     }
 }
 
+/// Chooses the group of a part from its trigger; `None` leaves the part out.
+pub type Select<'s> = &'s dyn Fn(&str) -> Option<String>;
+
 struct Reader<'s> {
-    select: &'s dyn Fn(&str) -> bool,
+    select: Select<'s>,
     out: CallgrindOutput,
-    fn_index: HashMap<String, usize>,
+    fn_index: HashMap<(usize, String), usize>,
     edge_index: HashMap<(usize, usize), usize>,
     callee_file: String,
     calls: u64,
@@ -110,6 +117,7 @@ struct Reader<'s> {
     // State of the current part.
     trigger: String,
     selected: bool,
+    group: usize,
     file: String,
     current: Option<usize>,
     callee: Option<String>,
@@ -118,19 +126,38 @@ struct Reader<'s> {
 
 impl Reader<'_> {
     fn function(&mut self, name: String, file: Option<&str>) -> usize {
-        if let Some(&i) = self.fn_index.get(&name) {
+        let key = (self.group, name);
+        if let Some(&i) = self.fn_index.get(&key) {
             return i;
         }
+        let name = key.1.clone();
         let n = self.out.events.len().max(1);
         self.out.functions.push(FunctionTotals {
+            group: self.group,
             name: name.clone(),
             file: file.unwrap_or(&self.file).to_owned(),
             own: vec![0; n],
             inclusive: vec![0; n],
         });
         let i = self.out.functions.len() - 1;
-        self.fn_index.insert(name, i);
+        self.fn_index.insert(key, i);
         i
+    }
+
+    fn choose(&mut self, trigger: &str) {
+        match (self.select)(trigger) {
+            Some(g) => {
+                self.selected = true;
+                self.group = match self.out.groups.iter().position(|x| *x == g) {
+                    Some(i) => i,
+                    None => {
+                        self.out.groups.push(g);
+                        self.out.groups.len() - 1
+                    }
+                };
+            }
+            None => self.selected = false,
+        }
     }
 
     fn costs(&self, line: &str, lineno: usize) -> Result<Vec<u64>, FormatError> {
@@ -198,7 +225,9 @@ impl Reader<'_> {
             return Ok(());
         }
         let Some((key, value)) = line.split_once([':', '=']) else {
-            return Err(bad(format!("expected `key: value`, `key=value` or costs, found `{line}`")));
+            return Err(bad(format!(
+                "expected `key: value`, `key=value` or costs, found `{line}`"
+            )));
         };
         match key {
             "creator" => self.out.creator = value.trim().to_owned(),
@@ -217,7 +246,8 @@ impl Reader<'_> {
                     let reason = reason.trim();
                     let reason = reason.strip_prefix("Client Request:").unwrap_or(reason);
                     self.trigger = reason.trim().to_owned();
-                    self.selected = (self.select)(&self.trigger);
+                    let t = self.trigger.clone();
+                    self.choose(&t);
                 }
             }
             "totals" | "summary" => {
@@ -279,7 +309,7 @@ impl Reader<'_> {
     fn start_part(&mut self) {
         self.trigger.clear();
         // A part without a trigger line (a file of one part) is judged by the empty name.
-        self.selected = (self.select)("");
+        self.choose("");
         self.current = None;
         self.callee = None;
         self.call_cost_next = false;
@@ -294,7 +324,7 @@ fn add(into: &mut [u64], costs: &[u64]) {
 
 /// Parses a callgrind output file; per-function costs are summed over the parts whose trigger
 /// `select` accepts.
-pub fn parse(input: impl BufRead, select: &dyn Fn(&str) -> bool) -> Result<CallgrindOutput, FormatError> {
+pub fn parse(input: impl BufRead, select: Select<'_>) -> Result<CallgrindOutput, FormatError> {
     let mut r = Reader {
         select,
         out: CallgrindOutput::default(),
@@ -307,12 +337,14 @@ pub fn parse(input: impl BufRead, select: &dyn Fn(&str) -> bool) -> Result<Callg
         objects: Names::default(),
         positions: 1,
         trigger: String::new(),
-        selected: select(""),
+        selected: false,
+        group: 0,
         file: String::new(),
         current: None,
         callee: None,
         call_cost_next: false,
     };
+    r.choose("");
     for (i, line) in input.lines().enumerate() {
         let line = line.map_err(|e| FormatError {
             line: i + 1,
@@ -341,42 +373,49 @@ impl CallgrindOutput {
             self.events.join(" ")
         };
         let n = self.events.len().max(1);
-        let mut totals = vec![0u64; n];
-        for f in &self.functions {
-            add(&mut totals, &f.own);
-        }
-        let join = |c: &[u64]| {
-            c.iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let join = |c: &[u64]| c.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
         writeln!(out, "# callgrind format")?;
         writeln!(out, "version: 1")?;
         writeln!(out, "creator: {}", self.creator)?;
         writeln!(out, "cmd: {note}")?;
-        writeln!(out, "positions: line")?;
-        writeln!(out, "events: {events}")?;
-        writeln!(out, "summary: {}", join(&totals))?;
         let mut calls: Vec<Vec<&CallEdge>> = vec![Vec::new(); self.functions.len()];
         for e in &self.edges {
             calls[e.caller].push(e);
         }
-        for (i, f) in self.functions.iter().enumerate() {
-            writeln!(out)?;
-            writeln!(out, "fl={}", one_line(&f.file))?;
-            writeln!(out, "fn={}", one_line(&f.name))?;
-            writeln!(out, "0 {}", join(&f.own))?;
-            for e in &calls[i] {
-                let callee = &self.functions[e.callee];
-                writeln!(out, "cfl={}", one_line(&callee.file))?;
-                writeln!(out, "cfn={}", one_line(&callee.name))?;
-                writeln!(out, "calls={} 0", e.calls)?;
-                writeln!(out, "0 {}", join(&e.cost))?;
+        // One part per group, as callgrind writes dumps: kcachegrind shows each on its own.
+        for (g, group) in self.groups.iter().enumerate() {
+            let mut part = vec![0u64; n];
+            for f in self.functions.iter().filter(|f| f.group == g) {
+                add(&mut part, &f.own);
             }
+            writeln!(out)?;
+            writeln!(out, "part: {}", g + 1)?;
+            writeln!(out, "desc: Trigger: {}", one_line(group))?;
+            writeln!(out, "positions: line")?;
+            writeln!(out, "events: {events}")?;
+            writeln!(out, "summary: {}", join(&part))?;
+            for (i, f) in self
+                .functions
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.group == g)
+            {
+                writeln!(out)?;
+                writeln!(out, "fl={}", one_line(&f.file))?;
+                writeln!(out, "fn={}", one_line(&f.name))?;
+                writeln!(out, "0 {}", join(&f.own))?;
+                for e in &calls[i] {
+                    let callee = &self.functions[e.callee];
+                    writeln!(out, "cfl={}", one_line(&callee.file))?;
+                    writeln!(out, "cfn={}", one_line(&callee.name))?;
+                    writeln!(out, "calls={} 0", e.calls)?;
+                    writeln!(out, "0 {}", join(&e.cost))?;
+                }
+            }
+            writeln!(out)?;
+            writeln!(out, "totals: {}", join(&part))?;
         }
-        writeln!(out)?;
-        writeln!(out, "totals: {}", join(&totals))
+        Ok(())
     }
 }
 
@@ -390,6 +429,14 @@ fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stage_of(t: &str) -> Option<String> {
+        t.strip_prefix("perfcheck 1 ").map(str::to_owned)
+    }
+
+    fn any(t: &str) -> Option<String> {
+        (!t.is_empty()).then(|| t.to_owned())
+    }
 
     /// Two parts as callgrind writes them with `--combine-dumps=yes --dump-line=no`: names
     /// defined in the first part are referred to by id in the second.
@@ -454,7 +501,7 @@ totals: 5
 
     #[test]
     fn parts_and_functions_are_read_with_compressed_names() {
-        let out = parse(SAMPLE.as_bytes(), &|t| t.starts_with("perfcheck ")).unwrap();
+        let out = parse(SAMPLE.as_bytes(), &stage_of).unwrap();
         assert_eq!(out.creator, "callgrind-3.19.0");
         assert_eq!(out.events, vec!["Ir".to_owned()]);
         let parts: Vec<(&str, u64)> = out
@@ -470,22 +517,37 @@ totals: 5
                 ("Program termination", 5)
             ]
         );
-        let f = |n: &str| out.functions.iter().find(|f| f.name == n).unwrap();
-        // rank: own 30 + 7 (both selected parts); inclusive adds its call to score.
-        assert_eq!(f("x::rank").own, vec![37]);
-        assert_eq!(f("x::rank").inclusive, vec![137]);
-        assert_eq!(f("x::rank").file, "src/rank.rs");
+        assert_eq!(out.groups, vec!["rank".to_owned(), "total".to_owned()]);
+        let f = |g: usize, n: &str| {
+            out.functions
+                .iter()
+                .find(|f| f.group == g && f.name == n)
+                .unwrap()
+        };
+        // rank's costs in its own stage's part, and separately in the root's part.
+        assert_eq!(
+            (
+                f(0, "x::rank").own.clone(),
+                f(0, "x::rank").inclusive.clone()
+            ),
+            (vec![30], vec![130])
+        );
+        assert_eq!(f(1, "x::rank").own, vec![7]);
+        assert_eq!(f(0, "x::rank").file, "src/rank.rs");
         // score's call to itself is not counted twice.
-        assert_eq!(f("x::score").own, vec![100]);
-        assert_eq!(f("x::score").inclusive, vec![100]);
-        assert_eq!(f("x::score").file, "src/score.rs");
+        assert_eq!(f(0, "x::score").own, vec![100]);
+        assert_eq!(f(0, "x::score").inclusive, vec![100]);
+        assert_eq!(f(0, "x::score").file, "src/score.rs");
         // The unselected part's function is not summed.
         assert!(out.functions.iter().all(|f| f.name != "main"));
         // One edge rank -> score with its call count and cost; the self-call is left out.
         assert_eq!(out.edges.len(), 1);
         let e = &out.edges[0];
         assert_eq!(
-            (out.functions[e.caller].name.as_str(), out.functions[e.callee].name.as_str()),
+            (
+                out.functions[e.caller].name.as_str(),
+                out.functions[e.callee].name.as_str()
+            ),
             ("x::rank", "x::score")
         );
         assert_eq!((e.calls, e.cost.clone()), (2, vec![100]));
@@ -493,13 +555,16 @@ totals: 5
 
     #[test]
     fn the_merged_file_reads_back_the_same() {
-        let out = parse(SAMPLE.as_bytes(), &|t| t.starts_with("perfcheck ")).unwrap();
+        let out = parse(SAMPLE.as_bytes(), &stage_of).unwrap();
         let mut buf = Vec::new();
         out.write_merged(&mut buf, "test").unwrap();
         let text = String::from_utf8(buf).unwrap();
-        assert!(text.contains("summary: 137"), "{text}");
-        // Callgrind names its single part's trigger itself; select it by accepting any.
-        let back = parse(text.as_bytes(), &|_| true).unwrap();
+        assert!(
+            text.contains("summary: 130") && text.contains("summary: 7"),
+            "{text}"
+        );
+        let back = parse(text.as_bytes(), &any).unwrap();
+        assert_eq!(back.groups, out.groups);
         assert_eq!(back.functions, out.functions);
         assert_eq!(back.edges, out.edges);
     }
@@ -507,20 +572,23 @@ totals: 5
     #[test]
     fn cache_simulation_columns_and_short_cost_lines() {
         let text = "events: Ir Dr Dw\npart: 1\ndesc: Trigger: Client Request: a\nfn=(1) f\n0 10 4\ntotals: 10 4 1\n";
-        let out = parse(text.as_bytes(), &|_| true).unwrap();
+        let out = parse(text.as_bytes(), &any).unwrap();
         assert_eq!(out.parts[0].totals, vec![10, 4, 1]);
         assert_eq!(out.functions[0].own, vec![10, 4, 0]);
     }
 
     #[test]
     fn malformed_lines_are_named() {
-        let e = parse("fn=(1) f\n0 x1\n".as_bytes(), &|_| true).unwrap_err();
+        let e = parse("fn=(1) f\n0 x1\n".as_bytes(), &any).unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.message.contains("`x1`"), "{e}");
-        let e = parse("what is this\n".as_bytes(), &|_| true).unwrap_err();
+        let e = parse("what is this\n".as_bytes(), &any).unwrap_err();
         assert_eq!(e.line, 1);
-        let e = parse("part: 1\ndesc: Trigger: Client Request: a\n0 5\n".as_bytes(), &|_| true)
-            .unwrap_err();
+        let e = parse(
+            "part: 1\ndesc: Trigger: Client Request: a\n0 5\n".as_bytes(),
+            &any,
+        )
+        .unwrap_err();
         assert!(e.message.contains("before any `fn=`"), "{e}");
     }
 }

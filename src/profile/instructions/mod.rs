@@ -27,11 +27,12 @@ use self::child::ChildReport;
 /// The hidden subcommand of `cargo-perfcheck` that is the child of a pass.
 pub const CHILD_COMMAND: &str = "__instructions-pass";
 
-/// Functions kept in the record: those with at least this share of an operation's
-/// instructions, inclusive (enough to attribute a 0.5% change), at most [`MAX_FUNCTIONS`].
+/// Functions kept in the record per stage: those with at least this share of the stage's
+/// instructions, inclusive (enough to attribute a 0.5% change), at most
+/// [`MAX_FUNCTIONS_PER_STAGE`].
 const MIN_FUNCTION_SHARE: f64 = 0.0005;
-/// Most functions kept per workload.
-const MAX_FUNCTIONS: usize = 400;
+/// Most functions kept per stage.
+const MAX_FUNCTIONS_PER_STAGE: usize = 80;
 
 /// Call paths lighter than this share of all instructions are folded into their caller in the
 /// stored stacks (keeps a record's stacks to a few hundred lines).
@@ -103,7 +104,10 @@ pub fn count_workload(
         .arg("--instr-atstart=no")
         .arg("--combine-dumps=yes")
         .arg("--dump-line=no")
-        .arg(format!("--cache-sim={}", if settings.cache_sim { "yes" } else { "no" }))
+        .arg(format!(
+            "--cache-sim={}",
+            if settings.cache_sim { "yes" } else { "no" }
+        ))
         .arg(format!("--callgrind-out-file={}", out_file.display()))
         .arg(format!("--log-file={}", log_file.display()))
         .arg(exe)
@@ -160,7 +164,12 @@ pub fn count_workload(
         context: format!("cannot write {}", kept.display()),
         source: e,
     })?;
-    Ok((counts, PassFiles { callgrind_out: kept }))
+    Ok((
+        counts,
+        PassFiles {
+            callgrind_out: kept,
+        },
+    ))
 }
 
 /// Reads a pass's callgrind output and checks it against what the child says it ran: every
@@ -175,9 +184,8 @@ pub fn read_counts(
         context: format!("cannot read callgrind output {}", out_file.display()),
         source: e,
     })?;
-    let out = callgrind_out::parse(BufReader::new(file), &segments::is_segment).map_err(|e| {
-        Error::Profiler(format!("{}: {e}", out_file.display()))
-    })?;
+    let out = callgrind_out::parse(BufReader::new(file), &segments::stage_of_segment)
+        .map_err(|e| Error::Profiler(format!("{}: {e}", out_file.display())))?;
     let segs = segments::per_stage(&out.events, &out.parts)
         .map_err(|e| Error::Profiler(format!("{}: {e}", out_file.display())))?;
     if segs.ops != report.ops {
@@ -196,29 +204,34 @@ pub fn read_counts(
             "stage {missing} of {workload} ran but has no instruction count"
         )));
     }
-    let ops = segs.ops.max(1) as f64;
-    let total: u64 = segs
-        .stages
-        .first()
-        .map(|t| t.instructions.iter().sum())
-        .unwrap_or(0);
-    let mut functions: Vec<FunctionCost> = out
-        .functions
-        .iter()
-        .filter(|f| f.inclusive[0] as f64 >= MIN_FUNCTION_SHARE * total as f64)
-        .map(|f| FunctionCost {
-            function: f.name.clone(),
-            file: if f.file == "???" {
-                String::new()
-            } else {
-                f.file.clone()
-            },
-            inclusive: f.inclusive[0] as f64 / ops,
-            own: f.own[0] as f64 / ops,
-        })
-        .collect();
-    functions.sort_by(|a, b| b.inclusive.total_cmp(&a.inclusive));
-    functions.truncate(MAX_FUNCTIONS);
+    let mut functions: Vec<FunctionCost> = Vec::new();
+    for (g, stage) in out.groups.iter().enumerate() {
+        let Some(row) = segs.stages.iter().find(|r| &r.stage == stage) else {
+            continue;
+        };
+        let ops = row.instructions.len().max(1) as f64;
+        let total: u64 = row.instructions.iter().sum();
+        let mut kept: Vec<FunctionCost> = out
+            .functions
+            .iter()
+            .filter(|f| f.group == g)
+            .filter(|f| f.inclusive[0] as f64 >= MIN_FUNCTION_SHARE * total as f64)
+            .map(|f| FunctionCost {
+                stage: stage.clone(),
+                function: f.name.clone(),
+                file: if f.file == "???" {
+                    String::new()
+                } else {
+                    f.file.clone()
+                },
+                inclusive: f.inclusive[0] as f64 / ops,
+                own: f.own[0] as f64 / ops,
+            })
+            .collect();
+        kept.sort_by(|a, b| b.inclusive.total_cmp(&a.inclusive));
+        kept.truncate(MAX_FUNCTIONS_PER_STAGE);
+        functions.extend(kept);
+    }
     let stacks = stacks::folded(&out, MIN_STACK_SHARE);
     Ok((
         InstructionCounts {

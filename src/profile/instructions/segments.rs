@@ -35,9 +35,11 @@ pub struct SegmentError {
     pub message: String,
 }
 
-/// Whether a part was written by the recorder.
-pub fn is_segment(trigger: &str) -> bool {
-    trigger.starts_with(SEGMENT_PREFIX)
+/// The stage a recorder's part belongs to (`other` for the operation's root frame); `None`
+/// for parts callgrind wrote itself.
+pub fn stage_of_segment(trigger: &str) -> Option<String> {
+    let (_, frame) = trigger.strip_prefix(SEGMENT_PREFIX)?.split_once(' ')?;
+    Some(if frame == ROOT_FRAME { OTHER } else { frame }.to_owned())
 }
 
 /// Estimated cycles of one part from cache-simulation events (`Ir Dr Dw I1mr D1mr D1mw ILmr
@@ -107,9 +109,12 @@ pub fn per_stage(events: &[String], parts: &[PartTotals]) -> Result<Segments, Se
         let (n, frame) = rest
             .split_once(' ')
             .ok_or_else(|| bad(format!("segment name `{}` has no frame", p.trigger)))?;
-        let n: u64 = n
-            .parse()
-            .map_err(|_| bad(format!("segment name `{}` has no operation number", p.trigger)))?;
+        let n: u64 = n.parse().map_err(|_| {
+            bad(format!(
+                "segment name `{}` has no operation number",
+                p.trigger
+            ))
+        })?;
         match current {
             Some(c) if c == n => {}
             Some(c) if n < c => {

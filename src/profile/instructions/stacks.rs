@@ -37,7 +37,12 @@ pub fn folded(out: &CallgrindOutput, min_share: f64) -> Vec<(String, u64)> {
             walk(out, &calls, root, incl as f64, min, &mut path, &mut lines);
         }
     }
-    lines.retain(|(_, c)| *c > 0);
+    // The same path in several groups (a helper called from several stages' parts) is one.
+    let mut merged: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for (k, c) in lines {
+        *merged.entry(k).or_default() += c;
+    }
+    let mut lines: Vec<(String, u64)> = merged.into_iter().filter(|(_, c)| *c > 0).collect();
     lines.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     lines
 }
@@ -121,7 +126,7 @@ fn=h
 0 60
 totals: 100
 ";
-        let out = parse(text.as_bytes(), &|_| true).unwrap();
+        let out = parse(text.as_bytes(), &|t: &str| Some(t.to_owned())).unwrap();
         let lines = folded(&out, 0.0);
         let get = |s: &str| lines.iter().find(|(k, _)| k == s).map(|(_, c)| *c);
         assert_eq!(get("op"), Some(10));
