@@ -131,8 +131,14 @@ pub fn count_instructions(
                 })
                 .collect()
         });
-        for c in counted {
-            out.push(c?.0);
+        for (w, c) in chunk.iter().zip(counted) {
+            let (counts, files) = c?;
+            log(&format!(
+                "{w}: {} operations counted ({})",
+                counts.ops,
+                files.callgrind_out.display()
+            ));
+            out.push(counts);
         }
     }
     Ok(out)

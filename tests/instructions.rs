@@ -242,3 +242,55 @@ fn newest_check(root: &Path) -> Value {
     let text = std::fs::read_to_string(newest_check_dir(root).join("check.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
+
+#[test]
+fn a_paired_check_counts_each_side_once_and_same_code_is_exactly_unchanged() {
+    let p = Project::new(MINI_COUNTED, None);
+    p.commit("second");
+    let bin = assert_cmd::cargo::cargo_bin("cargo-perfcheck");
+    let out = p
+        .cmd()
+        .args([
+            "check", "--ab", "--base", "HEAD~1", "--rounds", "2", "-p", "mini",
+        ])
+        .args(["-w", "recall", "--base-bin"])
+        .arg(&bin)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{stderr}");
+    let ab = p.path().join("reports/ab");
+    let session = std::fs::read_dir(&ab)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(session.join("check.json")).unwrap())
+            .unwrap();
+    let instr: Vec<&Value> = json["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["metric"].as_str().unwrap().ends_with("/instructions"))
+        .collect();
+    // total, four stages and other.
+    assert_eq!(instr.len(), 6, "{instr:?}");
+    for v in instr {
+        assert_eq!(v["status"], "unchanged", "{v}");
+        assert_eq!(v["change"].as_f64(), Some(0.0), "{v}");
+    }
+    // One pass per side, beside the rounds' reports; no pass inside a round.
+    for side in ["base", "head"] {
+        let f = session.join(format!("{side}-instructions/callgrind-recall.out"));
+        assert!(f.is_file(), "{}", f.display());
+    }
+    for round in ["base-1", "head-1", "base-2", "head-2"] {
+        let run = common::only_run(&session.join(round));
+        assert!(
+            !run.join("callgrind-recall.out").exists(),
+            "{round} ran its own instructions pass"
+        );
+    }
+}

@@ -6,6 +6,7 @@
 //! [`build`] compiles it, [`session`] interleaves the runs and collects their records.
 
 pub mod build;
+pub mod instructions;
 pub mod session;
 pub mod worktree;
 

@@ -95,6 +95,12 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
         run_args.push("--workload".into());
         run_args.push(w.name().into());
     }
+    // Instruction counts need no repetition: one pass per side after the rounds, none in them.
+    let loaded = perfcheck::config::Profile::load(&profile, &a.measure.folders.profiles_dir)?;
+    let instructions = a.measure.instructions_plan(&loaded)?;
+    if loaded.instructions.as_ref().is_some_and(|i| i.enabled) {
+        run_args.push("--no-instructions".into());
+    }
 
     let (_, out_dir) = perfcheck::run::create_run_dir(
         &absolute(&a.measure.folders.reports_dir).join("ab"),
@@ -104,13 +110,13 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
     let plan = session::Plan {
         base: session::Side {
             label: "base",
-            bin: base_bin,
+            bin: base_bin.clone(),
             dir: worktree,
             env_remove: vec!["PERFCHECK_SLOW_STAGE"],
         },
         head: session::Side {
             label: "head",
-            bin: head_bin,
+            bin: head_bin.clone(),
             dir: cwd.to_path_buf(),
             env_remove: Vec::new(),
         },
@@ -125,7 +131,31 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
         if head.dirty { " (dirty)" } else { "" },
         plan.rounds
     ));
-    let rounds = session::run(&plan, &mut log)?;
+    let mut rounds = session::run(&plan, &mut log)?;
+    if let Some(ip) = &instructions {
+        let workloads = if a.measure.workloads.is_empty() {
+            loaded.workloads.clone()
+        } else {
+            a.measure.workloads.clone()
+        };
+        for (label, bin, records) in [
+            ("base", &base_bin, &mut rounds.base),
+            ("head", &head_bin, &mut rounds.head),
+        ] {
+            log(&format!("{label}: instructions pass"));
+            let dir = out_dir.join(format!("{label}-instructions"));
+            let counts = ab::instructions::count_side(
+                bin,
+                &loaded,
+                &workloads,
+                &ip.settings,
+                &dir,
+                &mut log,
+            )
+            .with_context(|| format!("the {label} side's instructions pass"))?;
+            ab::instructions::attach(records, &counts);
+        }
+    }
     let base_sets = rounds
         .base
         .iter()
@@ -136,12 +166,23 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
         .iter()
         .map(metric_set)
         .collect::<Result<Vec<_>, _>>()?;
-    let comparison = compare_paired(
+    let mut comparison = compare_paired(
         &base_sets,
         &head_sets,
         &project.thresholds,
         project.check.seed,
     );
+    if let Some(head_run) = rounds.head.first() {
+        let bases: Vec<&perfcheck::record::RunRecord> = rounds.base.iter().collect();
+        comparison.attribution =
+            perfcheck::compare::attribution::attribute_flagged(&comparison, &bases, head_run);
+        perfcheck::report::diff_flame::write_for_attribution(
+            &mut comparison,
+            &bases,
+            head_run,
+            &out_dir,
+        )?;
+    }
 
     println!();
     let code = report(
