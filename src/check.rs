@@ -2,7 +2,7 @@
 
 use crate::baseline::select::{find_baseline, Baseline, NoBaseline, Query};
 use crate::baseline::Store;
-use crate::compare::attribution::attribute_flagged;
+use crate::compare::attribution::explain;
 use crate::compare::{compare, Comparison};
 use crate::error::Error;
 use crate::git::Repo;
@@ -77,7 +77,7 @@ pub fn check(
         project.check.seed,
     );
     let bases: Vec<&RunRecord> = base_records.iter().collect();
-    comparison.attribution = attribute_flagged(&comparison, &bases, head);
+    explain(&mut comparison, &bases, head);
     Ok(CheckOutcome::Compared {
         comparison: Box::new(comparison),
         baseline,

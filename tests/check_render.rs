@@ -220,6 +220,7 @@ fn fixture() -> Comparison {
         verdicts,
         paired: None,
         attribution: Vec::new(),
+        crosscheck: Vec::new(),
     }
 }
 

@@ -210,6 +210,17 @@ pub fn attribute_flagged(
     out
 }
 
+/// Fills in what a comparison can say beyond its verdicts: the functions behind each flagged
+/// stage and the stages whose instructions and wall time disagree.
+pub fn explain(
+    comparison: &mut super::Comparison,
+    bases: &[&crate::record::RunRecord],
+    head: &crate::record::RunRecord,
+) {
+    comparison.attribution = attribute_flagged(comparison, bases, head);
+    comparison.crosscheck = super::crosscheck::disagreements(comparison);
+}
+
 /// The short name of a function for headlines: its last two path segments
 /// (`perfcheck::engine::index::IvfIndex::search` -> `IvfIndex::search`), generics kept.
 pub fn short_name(function: &str) -> String {

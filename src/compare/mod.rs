@@ -16,6 +16,7 @@
 //! reproducible and a metric's result does not depend on which other metrics exist.
 
 pub mod attribution;
+pub mod crosscheck;
 mod fdr;
 pub mod paired;
 pub mod stats;
@@ -108,6 +109,9 @@ pub struct Comparison {
     /// The functions behind each flagged stage, where both sides counted instructions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attribution: Vec<attribution::StageAttribution>,
+    /// Stages whose instructions and wall time disagree (see [`crosscheck`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crosscheck: Vec<crosscheck::Disagreement>,
 }
 
 /// How a paired A/B comparison was made.
@@ -293,6 +297,7 @@ fn finish(
         verdicts,
         paired,
         attribution: Vec::new(),
+        crosscheck: Vec::new(),
     }
 }
 

@@ -68,6 +68,16 @@ pub fn markdown_headlines(c: &Comparison) -> String {
         let text = line(a, &name).replacen(&stage, &escape::md_code(&stage), 1);
         let _ = writeln!(out, "- {text}");
     }
+    for d in &c.crosscheck {
+        let _ = writeln!(
+            out,
+            "- {}: {} (wall time {} … {})",
+            escape::md_code(&d.stage),
+            escape::md_text(&d.reading),
+            super::check::percent(d.wall_low),
+            super::check::percent(d.wall_high)
+        );
+    }
     if !out.is_empty() {
         out.push('\n');
     }
@@ -135,6 +145,16 @@ pub fn terminal(c: &Comparison) -> String {
     for a in &c.attribution {
         let name = |f: &str| escape::terminal(f);
         let _ = writeln!(out, "  where: {}", line(a, &name));
+    }
+    for d in &c.crosscheck {
+        let _ = writeln!(
+            out,
+            "  note: {}: {} (wall time {} … {})",
+            escape::terminal(&d.stage),
+            escape::terminal(&d.reading),
+            super::check::percent(d.wall_low),
+            super::check::percent(d.wall_high)
+        );
     }
     out
 }

@@ -174,8 +174,7 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
     );
     if let Some(head_run) = rounds.head.first() {
         let bases: Vec<&perfcheck::record::RunRecord> = rounds.base.iter().collect();
-        comparison.attribution =
-            perfcheck::compare::attribution::attribute_flagged(&comparison, &bases, head_run);
+        perfcheck::compare::attribution::explain(&mut comparison, &bases, head_run);
         perfcheck::report::diff_flame::write_for_attribution(
             &mut comparison,
             &bases,
