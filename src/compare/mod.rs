@@ -16,6 +16,7 @@
 //! reproducible and a metric's result does not depend on which other metrics exist.
 
 pub mod fdr;
+pub mod mde;
 pub mod paired;
 pub mod stats;
 pub mod thresholds;
@@ -24,6 +25,7 @@ pub mod verdict;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{Metric, MetricKind, MetricName, MetricSet, RunInfo, Statistic};
+pub use mde::Mde;
 pub use paired::compare_paired;
 use stats::{BlockSamples, Estimate, RunStat};
 pub use thresholds::{Limit, Limits, ThresholdError, Thresholds};
@@ -199,6 +201,18 @@ pub fn compare(
                 if let Some(e) = statistical(&mut v, &bases, m, &limit, thresholds, seed) {
                     let ci = e.interval(thresholds.confidence);
                     if interval_and_gate(&mut v, ci, &limit) {
+                        // A single value per stored run has no measured spread (one baseline
+                        // gives only the assumed floor): its MDE would restate the floor.
+                        if m.kind() == MetricKind::Timing {
+                            v.mde = Mde::statistical(
+                                e.log_se,
+                                thresholds.confidence,
+                                mde::Quantiles::Normal,
+                                v.direction,
+                                limit.warn,
+                                limit.fail,
+                            );
+                        }
                         tested.push((verdicts.len(), v.p_value.unwrap_or(1.0), ci));
                     }
                 }
@@ -314,6 +328,7 @@ fn blank(name: &MetricName, limit: &Limit, bases: &[&Metric]) -> Verdict {
         base_samples: bases.iter().map(|b| b.samples.len()).sum(),
         head_samples: 0,
         note: None,
+        mde: None,
     }
 }
 
@@ -355,6 +370,9 @@ fn exact(v: &mut Verdict, bases: &[&Metric], head: &Metric, limit: &Limit) {
         verdict::classify(v.direction, (c, c), true, limit.warn, limit.fail)
     };
     v.status = if limit.gate { status } else { Status::Ignored };
+    if limit.gate {
+        v.mde = Some(Mde::exact(limit.warn, limit.fail));
+    }
 }
 
 /// Fills base, change and p-value of a timing or single-value metric; `None` (with the status

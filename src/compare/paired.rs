@@ -12,6 +12,7 @@
 
 use crate::metrics::{Metric, MetricKind, MetricSet};
 
+use super::mde::{Mde, Quantiles};
 use super::stats::{self, safe_ln, student_quantile, student_sf, BlockSamples, RunStat};
 use super::thresholds::{Limit, Thresholds};
 use super::{
@@ -142,6 +143,15 @@ pub fn compare_paired(
                 if let Some(e) = paired_estimate(&mut v, &pairs, &limit, thresholds, seed) {
                     let ci = e.interval(thresholds.confidence);
                     if interval_and_gate(&mut v, ci, &limit) {
+                        // The rounds measure the spread of single values too.
+                        v.mde = Mde::statistical(
+                            e.log_se,
+                            thresholds.confidence,
+                            Quantiles::Student(e.df),
+                            v.direction,
+                            limit.warn,
+                            limit.fail,
+                        );
                         tested.push((verdicts.len(), v.p_value.unwrap_or(1.0), ci));
                     }
                 }
