@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 
-use perfcheck::compare::{compare, Comparison, Counts, Level, Status, Thresholds, Verdict};
-use perfcheck::metrics::{Measure, Metric, MetricName, MetricSet, RunInfo};
+use perfcheck::compare::mde::Quantiles;
+use perfcheck::compare::{compare, Comparison, Counts, Level, Mde, Status, Thresholds, Verdict};
+use perfcheck::metrics::{Measure, Metric, MetricKind, MetricName, MetricSet, RunInfo};
 use perfcheck::report::check;
 
 fn data_dir() -> PathBuf {
@@ -68,6 +69,20 @@ fn verdict(
         (Some(b), Some(h)) if b != 0.0 => Some(h / b - 1.0),
         _ => None,
     };
+    // As `compare` sets it: exact counts that are gated; timings from the interval's log
+    // width (99%, normal); unknown for single values and too few data.
+    let gated = !matches!(status, Status::Ignored | Status::New | Status::Missing);
+    let mde = match (m.kind(), ci) {
+        _ if !gated => None,
+        (MetricKind::Deterministic, _) => Some(Mde::exact(limits.0, limits.1)),
+        (MetricKind::Timing, Some((lo, hi))) => {
+            let se = (hi as f64).ln_1p() - (lo as f64).ln_1p();
+            let se = se / (2.0 * 2.575_829_3);
+            let q = Quantiles::Normal;
+            Mde::statistical(se, 0.99, q, m.direction(), limits.0, limits.1)
+        }
+        _ => None,
+    };
     Verdict {
         metric: name,
         kind: m.kind(),
@@ -89,6 +104,7 @@ fn verdict(
         base_samples: if base.is_some() { 15000 } else { 0 },
         head_samples: if head.is_some() { 5000 } else { 0 },
         note: note.map(str::to_owned),
+        mde,
     }
 }
 
@@ -264,7 +280,57 @@ fn json_matches_golden_and_reads_back() {
             (&a.metric, a.status, &a.note),
             (&b.metric, b.status, &b.note)
         );
+        let mde = |v: &Verdict| v.mde.map(|m| (m.exact, m.binds, m.df, m.warn.is_some()));
+        assert_eq!(mde(a), mde(b), "{}", a.metric);
+        if let (Some(x), Some(y)) = (a.mde, b.mde) {
+            assert!((x.statistical - y.statistical).abs() < 1e-12);
+        }
     }
+    // Each verdict states its MDE: exact counts their thresholds, gated timings a number,
+    // single values and too few data none.
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mde = |metric: &str| {
+        value["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["metric"] == metric)
+            .unwrap()
+            .get("mde")
+            .cloned()
+    };
+    let allocs = mde("recall/format/allocs").unwrap();
+    assert_eq!(
+        (allocs["exact"].as_bool(), allocs["warn"].as_f64()),
+        (Some(true), Some(0.01))
+    );
+    let wall = mde("recall/vector_search/wall_ns").unwrap();
+    assert_eq!(wall["exact"].as_bool(), Some(false));
+    assert_eq!(wall["power"].as_f64(), Some(0.8));
+    assert_eq!(wall["binds"].as_str(), Some("noise"));
+    let (stat, warn) = (
+        wall["statistical"].as_f64().unwrap(),
+        wall["warn"].as_f64().unwrap(),
+    );
+    // Interval +31% … +95%: se = ln(1.95/1.31) / (2 * 2.5758) = 0.0772, MDE 3.4174 * se;
+    // the warn threshold (10%) adds on the log scale.
+    assert!((stat - 0.302).abs() < 2e-3, "{stat}");
+    assert!((warn - (1.10 * (1.0 + stat) - 1.0)).abs() < 1e-9, "{warn}");
+    assert_eq!(mde("mixed/total/throughput_ops"), None);
+    assert_eq!(mde("consolidation/cluster/wall_ns"), None);
+    assert_eq!(mde("recall/total/p99_ns"), None);
+}
+
+/// check.json written before verdicts carried an MDE still reads, with none.
+#[test]
+fn check_json_without_mde_reads_back() {
+    let mut value: serde_json::Value = serde_json::from_str(&check::json(&fixture())).unwrap();
+    for v in value["verdicts"].as_array_mut().unwrap() {
+        v.as_object_mut().unwrap().remove("mde");
+    }
+    let back: Comparison = serde_json::from_value(value).unwrap();
+    assert!(back.verdicts.iter().all(|v| v.mde.is_none()));
+    assert!(!check::markdown(&back).contains("Could detect"));
 }
 
 #[test]
@@ -338,7 +404,7 @@ fn hostile_text_stays_inert_in_markdown() {
     // Every table row keeps its cell count: a value cannot add a `|` or end the row.
     for line in md.lines().filter(|l| l.starts_with("| ")) {
         let cells = line.replace("\\|", "").matches('|').count();
-        assert!(cells == 8 || cells == 9, "{cells} separators in {line:?}");
+        assert!(cells == 9 || cells == 10, "{cells} separators in {line:?}");
     }
 }
 
