@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use perfcheck::compare::mde::Quantiles;
+use perfcheck::compare::mde::{Quantiles, Unknown};
 use perfcheck::compare::{compare, Comparison, Counts, Level, Mde, Status, Thresholds, Verdict};
 use perfcheck::metrics::{Measure, Metric, MetricKind, MetricName, MetricSet, RunInfo};
 use perfcheck::report::check;
@@ -70,18 +70,25 @@ fn verdict(
         _ => None,
     };
     // As `compare` sets it: exact counts that are gated; timings from the interval's log
-    // width (99%, normal); unknown for single values and too few data.
+    // width (99%, normal); unknown for too few data and single values.
     let gated = !matches!(status, Status::Ignored | Status::New | Status::Missing);
     let mde = match (m.kind(), ci) {
         _ if !gated => None,
         (MetricKind::Deterministic, _) => Some(Mde::exact(limits.0, limits.1)),
+        _ if status == Status::InsufficientData => Some(Mde::unknown(Unknown::TooFewData)),
         (MetricKind::Timing, Some((lo, hi))) => {
-            let se = (hi as f64).ln_1p() - (lo as f64).ln_1p();
-            let se = se / (2.0 * 2.575_829_3);
+            let se = ((hi as f64).ln_1p() - (lo as f64).ln_1p()) / (2.0 * 2.575_829_3);
             let q = Quantiles::Normal;
-            Mde::statistical(se, 0.99, q, m.direction(), limits.0, limits.1)
+            Some(Mde::statistical(
+                se,
+                0.99,
+                q,
+                m.direction(),
+                limits.0,
+                limits.1,
+            ))
         }
-        _ => None,
+        _ => Some(Mde::unknown(Unknown::SingleValue)),
     };
     Verdict {
         metric: name,
@@ -280,14 +287,18 @@ fn json_matches_golden_and_reads_back() {
             (&a.metric, a.status, &a.note),
             (&b.metric, b.status, &b.note)
         );
-        let mde = |v: &Verdict| v.mde.map(|m| (m.exact, m.binds, m.df, m.warn.is_some()));
-        assert_eq!(mde(a), mde(b), "{}", a.metric);
-        if let (Some(x), Some(y)) = (a.mde, b.mde) {
-            assert!((x.statistical - y.statistical).abs() < 1e-12);
+        assert_eq!(
+            a.mde.map(|m| std::mem::discriminant(&m)),
+            b.mde.map(|m| std::mem::discriminant(&m)),
+            "{}",
+            a.metric
+        );
+        if let (Some(x), Some(y)) = (a.mde.and_then(|m| m.warn()), b.mde.and_then(|m| m.warn())) {
+            assert!((x - y).abs() < 1e-12);
         }
     }
-    // Each verdict states its MDE: exact counts their thresholds, gated timings a number,
-    // single values and too few data none.
+    // Each gated verdict states its MDE: exact counts their thresholds, timings a number,
+    // single values and too few data "unknown"; not gated, new and missing metrics none.
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     let mde = |metric: &str| {
         value["verdicts"]
@@ -301,13 +312,13 @@ fn json_matches_golden_and_reads_back() {
     };
     let allocs = mde("recall/format/allocs").unwrap();
     assert_eq!(
-        (allocs["exact"].as_bool(), allocs["warn"].as_f64()),
-        (Some(true), Some(0.01))
+        allocs,
+        serde_json::json!({"basis": "exact", "warn": 0.01, "fail": 0.05})
     );
     let wall = mde("recall/vector_search/wall_ns").unwrap();
-    assert_eq!(wall["exact"].as_bool(), Some(false));
+    assert_eq!(wall["basis"], "statistical");
     assert_eq!(wall["power"].as_f64(), Some(0.8));
-    assert_eq!(wall["binds"].as_str(), Some("noise"));
+    assert_eq!(wall["binds"], "noise");
     let (stat, warn) = (
         wall["statistical"].as_f64().unwrap(),
         wall["warn"].as_f64().unwrap(),
@@ -316,9 +327,14 @@ fn json_matches_golden_and_reads_back() {
     // the warn threshold (10%) adds on the log scale.
     assert!((stat - 0.302).abs() < 2e-3, "{stat}");
     assert!((warn - (1.10 * (1.0 + stat) - 1.0)).abs() < 1e-9, "{warn}");
-    assert_eq!(mde("mixed/total/throughput_ops"), None);
-    assert_eq!(mde("consolidation/cluster/wall_ns"), None);
+    let unknown = |r: &str| Some(serde_json::json!({"basis": "unknown", "reason": r}));
+    assert_eq!(mde("mixed/total/throughput_ops"), unknown("single_value"));
+    assert_eq!(
+        mde("consolidation/cluster/wall_ns"),
+        unknown("too_few_data")
+    );
     assert_eq!(mde("recall/total/p99_ns"), None);
+    assert_eq!(mde("recall/dedupe/wall_ns"), None);
 }
 
 /// check.json written before verdicts carried an MDE still reads, with none.

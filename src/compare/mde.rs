@@ -36,7 +36,7 @@ impl Quantiles {
     }
 }
 
-/// Which part of [`Mde::warn`] is the larger: the test's noise or the threshold.
+/// Which part of a warn-level MDE is the larger: the test's noise or the threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Binding {
@@ -46,14 +46,24 @@ pub enum Binding {
     Threshold,
 }
 
-/// What a verdict could have detected. Effects are relative changes in the metric's bad
+/// Why a gated metric's MDE is unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unknown {
+    /// Too few samples, rounds or operations to judge the metric at all.
+    TooFewData,
+    /// One value per stored run: its noise is the configured floor, never measured.
+    SingleValue,
+    /// The test's standard error is not a usable number.
+    NoEstimate,
+}
+
+/// What a statistical test could detect. Effects are relative changes in the metric's bad
 /// direction (`0.24` = 24% slower, or 24% less throughput), at power [`POWER`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Mde {
+pub struct Effects {
     /// The power of the effects below.
     pub power: f64,
-    /// Compared exactly: any change beyond the threshold is seen, `statistical` is 0.
-    pub exact: bool,
     /// Smallest true change the test finds significant (threshold aside).
     pub statistical: f64,
     /// Smallest true regression flagged at least at warn level; `None` when the threshold
@@ -63,9 +73,30 @@ pub struct Mde {
     pub fail: Option<f64>,
     /// Which of noise and threshold contributes more to `warn`.
     pub binds: Binding,
-    /// Degrees of freedom of the test's t quantiles; `None` for normal quantiles or exact.
+    /// Degrees of freedom of the test's t quantiles; absent for normal quantiles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub df: Option<usize>,
+}
+
+/// What a gated verdict could have detected, in check.json as `mde` with a `basis` field.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "basis", rename_all = "snake_case")]
+pub enum Mde {
+    /// From the noise of a statistical test.
+    Statistical(Effects),
+    /// Compared exactly: any change beyond a threshold is seen; `warn` and `fail` are those
+    /// thresholds as relative changes.
+    Exact {
+        /// The warn threshold, relative.
+        warn: f64,
+        /// The fail threshold, relative.
+        fail: f64,
+    },
+    /// Gated, but what it could detect is not known (never reported as 0).
+    Unknown {
+        /// Why.
+        reason: Unknown,
+    },
 }
 
 /// The statistical MDE on the log scale of a two-sided test at `confidence` with standard
@@ -94,8 +125,8 @@ fn relative(direction: Direction, x: f64) -> f64 {
 }
 
 impl Mde {
-    /// The MDE of a statistical test with standard error `log_se` of the log change; `None`
-    /// when that error is not a finite non-negative number.
+    /// The MDE of a statistical test with standard error `log_se` of the log change
+    /// ([`Unknown::NoEstimate`] when that is not a finite non-negative number).
     pub fn statistical(
         log_se: f64,
         confidence: f64,
@@ -103,19 +134,18 @@ impl Mde {
         direction: Direction,
         warn_pct: f64,
         fail_pct: f64,
-    ) -> Option<Mde> {
+    ) -> Mde {
         let m = log_mde(log_se, confidence, q);
         if !(m.is_finite() && m >= 0.0) {
-            return None;
+            return Mde::unknown(Unknown::NoEstimate);
         }
         let gate = |pct: f64| log_threshold(direction, pct).map(|t| relative(direction, t + m));
         let binds = match log_threshold(direction, warn_pct) {
             Some(t) if t > m => Binding::Threshold,
             _ => Binding::Noise,
         };
-        Some(Mde {
+        Mde::Statistical(Effects {
             power: POWER,
-            exact: false,
             statistical: relative(direction, m),
             warn: gate(warn_pct),
             fail: gate(fail_pct),
@@ -129,14 +159,23 @@ impl Mde {
 
     /// The MDE of an exact comparison: the thresholds themselves (a change must exceed them).
     pub fn exact(warn_pct: f64, fail_pct: f64) -> Mde {
-        Mde {
-            power: POWER,
-            exact: true,
-            statistical: 0.0,
-            warn: Some(warn_pct / 100.0),
-            fail: Some(fail_pct / 100.0),
-            binds: Binding::Threshold,
-            df: None,
+        Mde::Exact {
+            warn: warn_pct / 100.0,
+            fail: fail_pct / 100.0,
+        }
+    }
+
+    /// A gated metric whose MDE is not known.
+    pub fn unknown(reason: Unknown) -> Mde {
+        Mde::Unknown { reason }
+    }
+
+    /// The smallest true regression flagged at least at warn level, if known.
+    pub fn warn(&self) -> Option<f64> {
+        match self {
+            Mde::Statistical(e) => e.warn,
+            Mde::Exact { warn, .. } => Some(*warn),
+            Mde::Unknown { .. } => None,
         }
     }
 }
@@ -158,32 +197,63 @@ mod tests {
         assert!((m - 3.7174).abs() < 1e-3, "{m}");
     }
 
+    /// The effects of a statistical MDE (the test's panic names a non-statistical one).
+    fn effects(m: Mde) -> Effects {
+        match m {
+            Mde::Statistical(e) => e,
+            other => panic!("not statistical: {other:?}"),
+        }
+    }
+
     #[test]
     fn noise_and_threshold_add_on_the_log_scale() {
         let lower = Direction::LowerIsBetter;
-        let e = Mde::statistical(0.1, 0.99, Quantiles::Normal, lower, 5.0, 10.0).unwrap();
+        let e = effects(Mde::statistical(
+            0.1,
+            0.99,
+            Quantiles::Normal,
+            lower,
+            5.0,
+            10.0,
+        ));
         let m = log_mde(0.1, 0.99, Quantiles::Normal);
         assert!((e.statistical - m.exp_m1()).abs() < 1e-12);
         assert!((e.warn.unwrap() - (1.05 * m.exp() - 1.0)).abs() < 1e-12);
         assert!((e.fail.unwrap() - (1.10 * m.exp() - 1.0)).abs() < 1e-12);
-        assert_eq!(e.binds, Binding::Noise);
-        assert_eq!(e.df, None);
-        assert!(!e.exact);
+        assert_eq!((e.binds, e.df, e.power), (Binding::Noise, None, 0.8));
         // Quiet paired rounds: the threshold is the larger part.
-        let q = Mde::statistical(0.002, 0.99, Quantiles::Student(9), lower, 5.0, 10.0).unwrap();
+        let q = Mde::statistical(0.002, 0.99, Quantiles::Student(9), lower, 5.0, 10.0);
+        let w = q.warn().unwrap();
+        let q = effects(q);
         assert_eq!((q.binds, q.df), (Binding::Threshold, Some(9)));
-        assert!(q.warn.unwrap() > 0.05 && q.warn.unwrap() < 0.06, "{q:?}");
+        assert!(w > 0.05 && w < 0.06, "{q:?}");
         // No noise: the threshold alone.
-        let z = Mde::statistical(0.0, 0.99, Quantiles::Normal, lower, 5.0, 10.0).unwrap();
+        let z = effects(Mde::statistical(
+            0.0,
+            0.99,
+            Quantiles::Normal,
+            lower,
+            5.0,
+            10.0,
+        ));
         assert_eq!(z.statistical, 0.0);
         assert!((z.warn.unwrap() - 0.05).abs() < 1e-12);
-        assert!(Mde::statistical(f64::NAN, 0.99, Quantiles::Normal, lower, 5.0, 10.0).is_none());
+        let nan = Mde::statistical(f64::NAN, 0.99, Quantiles::Normal, lower, 5.0, 10.0);
+        assert_eq!(nan, Mde::unknown(Unknown::NoEstimate));
+        assert_eq!(nan.warn(), None);
     }
 
     #[test]
     fn higher_is_better_counts_drops() {
         let higher = Direction::HigherIsBetter;
-        let e = Mde::statistical(0.1, 0.99, Quantiles::Normal, higher, 10.0, 100.0).unwrap();
+        let e = effects(Mde::statistical(
+            0.1,
+            0.99,
+            Quantiles::Normal,
+            higher,
+            10.0,
+            100.0,
+        ));
         let m = log_mde(0.1, 0.99, Quantiles::Normal);
         // A drop: 1 - exp(-m), and the warn level: 1 - 0.9 * exp(-m).
         assert!((e.statistical - (1.0 - (-m).exp())).abs() < 1e-12);
@@ -193,19 +263,31 @@ mod tests {
     }
 
     #[test]
-    fn exact_comparisons_state_their_thresholds() {
+    fn check_json_names_the_basis() {
         let e = Mde::exact(1.0, 5.0);
-        assert!(e.exact);
-        assert_eq!(
-            (e.statistical, e.warn, e.fail),
-            (0.0, Some(0.01), Some(0.05))
-        );
+        assert_eq!(e.warn(), Some(0.01));
         let json = serde_json::to_string(&e).unwrap();
-        assert_eq!(
-            json,
-            r#"{"power":0.8,"exact":true,"statistical":0.0,"warn":0.01,"fail":0.05,"binds":"threshold"}"#
-        );
+        assert_eq!(json, r#"{"basis":"exact","warn":0.01,"fail":0.05}"#);
         assert_eq!(serde_json::from_str::<Mde>(&json).unwrap(), e);
+        let u = Mde::unknown(Unknown::TooFewData);
+        let json = serde_json::to_string(&u).unwrap();
+        assert_eq!(json, r#"{"basis":"unknown","reason":"too_few_data"}"#);
+        assert_eq!(serde_json::from_str::<Mde>(&json).unwrap(), u);
+        let s = Mde::statistical(
+            0.01,
+            0.99,
+            Quantiles::Student(9),
+            Direction::LowerIsBetter,
+            5.0,
+            10.0,
+        );
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(
+            json.starts_with(r#"{"basis":"statistical","power":0.8,"statistical":0.04"#),
+            "{json}"
+        );
+        assert!(json.ends_with(r#","binds":"threshold","df":9}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Mde>(&json).unwrap(), s);
     }
 }
 
@@ -289,26 +371,32 @@ mod simulation {
             let c = compare_paired(&b, &h, t, 1);
             hits += usize::from(flagged(&c));
             let v = &c.verdicts[0];
-            reported.push(v.mde.and_then(|m| m.warn).unwrap_or(f64::NAN));
+            reported.push(v.mde.and_then(|m| m.warn()).unwrap_or(f64::NAN));
         }
         reported.sort_by(f64::total_cmp);
         (hits as f64 / trials as f64, reported[trials / 2])
     }
 
-    /// The paired MDE of the simulation's true noise.
-    fn paired_mde(run_sd: f64, t: &Thresholds) -> Mde {
-        let se = (2.0f64).sqrt() * run_sd / (ROUNDS as f64).sqrt();
+    /// The MDE of a statistical test with standard error `se`, at `t`'s settings.
+    fn effects(se: f64, q: Quantiles, t: &Thresholds) -> Effects {
         let l = t.resolve(&MetricName::parse(METRIC).unwrap());
-        let q = Quantiles::Student(ROUNDS - 1);
-        Mde::statistical(
+        match Mde::statistical(
             se,
             t.confidence,
             q,
             Direction::LowerIsBetter,
             l.warn,
             l.fail,
-        )
-        .unwrap()
+        ) {
+            Mde::Statistical(e) => e,
+            other => panic!("not statistical: {other:?}"),
+        }
+    }
+
+    /// The paired MDE of the simulation's true noise.
+    fn paired_mde(run_sd: f64, t: &Thresholds) -> Effects {
+        let se = (2.0f64).sqrt() * run_sd / (ROUNDS as f64).sqrt();
+        effects(se, Quantiles::Student(ROUNDS - 1), t)
     }
 
     #[test]
@@ -371,7 +459,7 @@ mod simulation {
             let head = run(100_000.0 * (log_effect + drift * gauss(&mut rng)).exp());
             let c = compare(&base, &head, t, 1);
             hits += usize::from(flagged(&c));
-            reported.push(c.verdicts[0].mde.and_then(|m| m.warn).unwrap_or(f64::NAN));
+            reported.push(c.verdicts[0].mde.and_then(|m| m.warn()).unwrap_or(f64::NAN));
         }
         (hits as f64 / trials as f64, reported)
     }
@@ -383,9 +471,7 @@ mod simulation {
             let l = t.resolve(&MetricName::parse(METRIC).unwrap());
             // One baseline, drift at the floor: se = floor * sqrt(2), known to the test.
             let se = (2.0f64).sqrt() * l.noise / 100.0;
-            let lower = Direction::LowerIsBetter;
-            let mde = Mde::statistical(se, t.confidence, Quantiles::Normal, lower, l.warn, l.fail)
-                .unwrap();
+            let mde = effects(se, Quantiles::Normal, &t);
             let warn = mde.warn.unwrap();
             let (rate, reported) = stored_rate(31, 2000, 1, warn.ln_1p(), &t);
             assert!(
@@ -413,7 +499,7 @@ mod simulation {
                 .collect();
             let noise = drift * gauss(&mut rng);
             let probe = compare(&base, &run(100_000.0 * noise.exp()), &t, 1);
-            let warn = probe.verdicts[0].mde.and_then(|m| m.warn).unwrap();
+            let warn = probe.verdicts[0].mde.and_then(|m| m.warn()).unwrap();
             let head = run(100_000.0 * (warn.ln_1p() + noise).exp());
             hits += usize::from(flagged(&compare(&base, &head, &t, 1)));
         }

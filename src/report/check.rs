@@ -427,7 +427,7 @@ pub fn markdown(c: &Comparison) -> String {
             );
         }
     }
-    if c.verdicts.iter().any(|v| v.mde.is_some()) {
+    if detect::summary(c, &|m| m.to_owned()).is_some() {
         out.push_str(
             "Could detect: the smallest true regression this check flags (warn) 4 times in 5, \
              given the noise it measured; it is the threshold plus what the test resolves, \

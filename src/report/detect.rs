@@ -3,8 +3,8 @@
 //! The figure shown is the warn-level MDE: the smallest true regression the gate would flag
 //! with 80% power, given the noise this check measured.
 
-use crate::compare::mde::{Binding, POWER};
-use crate::compare::{Comparison, Mde, Status, Verdict};
+use crate::compare::mde::{Binding, Unknown, POWER};
+use crate::compare::{Comparison, Mde, Verdict};
 use crate::metrics::Measure;
 use crate::report::format::trim;
 
@@ -18,38 +18,26 @@ fn pct(x: f64) -> String {
     }
 }
 
-/// `None` when the verdict has no MDE because nothing is gated (not gated, new, missing);
-/// `Some(None)` when it is gated but its MDE is unknown (too few data, one value per run).
-fn lookup(v: &Verdict) -> Option<Option<&Mde>> {
-    match (&v.mde, v.status) {
-        (Some(m), _) => Some(Some(m)),
-        (None, Status::Ignored | Status::New | Status::Missing) => None,
-        (None, _) => Some(None),
-    }
-}
-
-/// The markdown cell: `≥ 24% (noise)`, `≥ 8.7% (threshold)`, `exact (1%)`, `unknown`, `-`.
+/// The markdown cell: `≥ 24% (noise)`, `≥ 8.7% (threshold)`, `exact (1%)`, `unknown`, or `-`
+/// when nothing is gated (not gated, new, missing).
 pub fn md_cell(v: &Verdict) -> String {
-    match lookup(v) {
-        Some(Some(m)) if m.exact => match m.warn {
-            Some(w) => format!("exact ({}%)", trim(100.0 * w)),
-            None => "exact".into(),
+    match &v.mde {
+        Some(Mde::Statistical(e)) => match e.warn {
+            Some(w) => format!("≥ {} ({})", pct(w), binding(e.binds)),
+            None => "never".into(),
         },
-        Some(Some(m)) => match m.warn {
-            Some(w) => format!("≥ {} ({})", pct(w), binding(m.binds)),
-            None => "-".into(),
-        },
-        Some(None) => "unknown".into(),
+        Some(Mde::Exact { warn, .. }) => format!("exact ({}%)", trim(100.0 * warn)),
+        Some(Mde::Unknown { .. }) => "unknown".into(),
         None => "-".into(),
     }
 }
 
 /// The terminal cell, narrower: `≥ 24%`, `exact`, `unknown`, `-`.
 pub fn terminal_cell(v: &Verdict) -> String {
-    match lookup(v) {
-        Some(Some(m)) if m.exact => "exact".into(),
-        Some(Some(m)) => m.warn.map_or("-".into(), |w| format!("≥ {}", pct(w))),
-        Some(None) => "unknown".into(),
+    match &v.mde {
+        Some(Mde::Statistical(e)) => e.warn.map_or("never".into(), |w| format!("≥ {}", pct(w))),
+        Some(Mde::Exact { .. }) => "exact".into(),
+        Some(Mde::Unknown { .. }) => "unknown".into(),
         None => "-".into(),
     }
 }
@@ -69,22 +57,19 @@ struct Group {
     noise_bound: usize,
 }
 
-/// The whole check in one line, or `None` when no verdict states an MDE: `Could detect (80% power):
-/// wall_ns ≥ 11% (median of 14; worst ≥ 24% on recall/vector_search/wall_ns), limited by
-/// noise · allocs, alloc_bytes: exact · unknown for 2 metrics`. `code` renders a metric name
-/// for the output (a markdown code span, or escaped terminal text).
+/// The whole check in one line, or `None` when no verdict states an MDE: `Could detect (80%
+/// power): wall_ns ≥ 11% (median of 14; worst ≥ 24% on recall/vector_search/wall_ns),
+/// limited by noise · allocs, alloc_bytes: exact · unknown for 2 metrics (too few data)`.
+/// `code` renders a metric name for the output (a markdown code span, or terminal text).
 pub fn summary(c: &Comparison, code: &dyn Fn(&str) -> String) -> Option<String> {
     let mut groups: Vec<Group> = Vec::new();
-    let mut unknown = 0;
+    let mut unknown: Vec<Unknown> = Vec::new();
     for v in &c.verdicts {
-        let m = match lookup(v) {
-            None => continue,
-            Some(None) => {
-                unknown += 1;
-                continue;
-            }
-            Some(Some(m)) => m,
-        };
+        let Some(m) = &v.mde else { continue };
+        if let Mde::Unknown { reason } = m {
+            unknown.push(*reason);
+            continue;
+        }
         let measure = v.metric.measure();
         let i = match groups.iter().position(|g| g.measure == measure) {
             Some(i) => i,
@@ -99,13 +84,18 @@ pub fn summary(c: &Comparison, code: &dyn Fn(&str) -> String) -> Option<String> 
             }
         };
         let g = &mut groups[i];
-        if !m.exact {
+        if let Mde::Statistical(e) = m {
             g.exact = false;
-            if let Some(w) = m.warn {
+            if let Some(w) = e.warn {
                 g.found.push((w, v.metric.to_string()));
-                g.noise_bound += usize::from(m.binds == Binding::Noise);
+                g.noise_bound += usize::from(e.binds == Binding::Noise);
             }
         }
+    }
+    // Without a single known MDE (nothing gated, or a check.json from before MDEs) there is
+    // nothing to state.
+    if groups.is_empty() {
+        return None;
     }
     let mut parts: Vec<String> = groups
         .iter()
@@ -120,20 +110,31 @@ pub fn summary(c: &Comparison, code: &dyn Fn(&str) -> String) -> Option<String> 
     if !exact.is_empty() {
         parts.push(format!("{}: exact", exact.join(", ")));
     }
-    if unknown > 0 {
-        let s = if unknown == 1 { "" } else { "s" };
-        parts.push(format!("unknown for {unknown} metric{s}"));
-    }
-    // Without a single known MDE (nothing gated, or a check.json from before MDEs) there is
-    // nothing to state.
-    if groups.is_empty() {
-        return None;
+    if !unknown.is_empty() {
+        let n = unknown.len();
+        let mut why: Vec<&str> = Vec::new();
+        for r in &unknown {
+            let w = reason(*r);
+            if !why.contains(&w) {
+                why.push(w);
+            }
+        }
+        let s = if n == 1 { "" } else { "s" };
+        parts.push(format!("unknown for {n} metric{s} ({})", why.join(", ")));
     }
     Some(format!(
         "Could detect ({}% power): {}",
         trim(100.0 * POWER),
         parts.join(" · ")
     ))
+}
+
+fn reason(r: Unknown) -> &'static str {
+    match r {
+        Unknown::TooFewData => "too few data",
+        Unknown::SingleValue => "one value per run",
+        Unknown::NoEstimate => "no noise estimate",
+    }
 }
 
 /// `wall_ns ≥ 11% (median of 14; worst ≥ 24% on x), limited by noise`.
