@@ -11,6 +11,7 @@
 //! - p-values of all gated statistical comparisons are adjusted together (Benjamini-Hochberg,
 //!   [`fdr`]) at `1 - confidence`. A metric regresses only when its q-value is within that rate
 //!   *and* its whole interval lies beyond the threshold ([`verdict::classify`]).
+//! - Each gated verdict states its minimum detectable effect at 80% power ([`mde`]).
 //!
 //! The bootstrap draws from a generator seeded by `seed` and the metric's name, so a check is
 //! reproducible and a metric's result does not depend on which other metrics exist.

@@ -168,6 +168,78 @@ fn statistical(g: &Group, code: &dyn Fn(&str) -> String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::mde::Effects;
+    use crate::compare::{compare, Thresholds};
+    use crate::metrics::{Metric, MetricName, MetricSet};
+
+    /// A comparison of three stages' wall time and one allocation count, MDEs set by hand.
+    fn check(mdes: [Option<Mde>; 3]) -> Comparison {
+        let names = ["w/a/wall_ns", "w/b/wall_ns", "w/c/wall_ns", "w/a/allocs"];
+        let set = MetricSet {
+            metrics: names
+                .iter()
+                .map(|n| Metric::from_samples(MetricName::parse(n).unwrap(), vec![50_000; 40]))
+                .collect(),
+            ..MetricSet::default()
+        };
+        let mut c = compare(std::slice::from_ref(&set), &set, &Thresholds::default(), 1);
+        for (v, m) in c.verdicts.iter_mut().zip(mdes) {
+            v.mde = m;
+        }
+        c
+    }
+
+    fn stat(warn: Option<f64>, binds: Binding) -> Option<Mde> {
+        Some(Mde::Statistical(Effects {
+            power: POWER,
+            statistical: 0.1,
+            warn,
+            fail: warn,
+            binds,
+            df: Some(9),
+        }))
+    }
+
+    #[test]
+    fn the_summary_names_median_worst_and_what_limits_them() {
+        let c = check([
+            stat(Some(0.09), Binding::Threshold),
+            stat(Some(0.24), Binding::Noise),
+            stat(Some(0.11), Binding::Threshold),
+        ]);
+        let line = summary(&c, &|m| format!("`{m}`")).unwrap();
+        assert_eq!(
+            line,
+            "Could detect (80% power): wall_ns ≥ 11% (median of 3; worst ≥ 24% on \
+             `w/b/wall_ns`), limited by noise for 1 of 3 · allocs: exact"
+        );
+        assert_eq!(md_cell(&c.verdicts[1]), "≥ 24% (noise)");
+        assert_eq!(md_cell(&c.verdicts[0]), "≥ 9.0% (threshold)");
+        assert_eq!(terminal_cell(&c.verdicts[0]), "≥ 9.0%");
+        assert_eq!(md_cell(&c.verdicts[3]), "exact (1%)");
+        assert_eq!(terminal_cell(&c.verdicts[3]), "exact");
+    }
+
+    #[test]
+    fn unknown_and_uncrossable_effects_are_said_so() {
+        let c = check([
+            stat(Some(0.5), Binding::Noise),
+            Some(Mde::unknown(Unknown::TooFewData)),
+            stat(None, Binding::Noise),
+        ]);
+        let line = summary(&c, &|m| m.to_owned()).unwrap();
+        assert_eq!(
+            line,
+            "Could detect (80% power): wall_ns ≥ 50% (w/a/wall_ns), limited by noise · allocs: \
+             exact · unknown for 1 metric (too few data)"
+        );
+        assert_eq!(md_cell(&c.verdicts[1]), "unknown");
+        assert_eq!(md_cell(&c.verdicts[2]), "never");
+        let mut none = check([None, None, None]);
+        none.verdicts[3].mde = None;
+        assert_eq!(summary(&none, &|m| m.to_owned()), None);
+        assert_eq!(md_cell(&none.verdicts[0]), "-");
+    }
 
     #[test]
     fn effects_read_with_two_digits() {
