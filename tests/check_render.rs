@@ -77,7 +77,7 @@ fn verdict(
         (MetricKind::Deterministic, _) => Some(Mde::exact(limits.0, limits.1)),
         _ if status == Status::InsufficientData => Some(Mde::unknown(Unknown::TooFewData)),
         (MetricKind::Timing, Some((lo, hi))) => {
-            let se = ((hi as f64).ln_1p() - (lo as f64).ln_1p()) / (2.0 * 2.575_829_3);
+            let se = (hi.ln_1p() - lo.ln_1p()) / (2.0 * 2.575_829_3);
             let q = Quantiles::Normal;
             Some(Mde::statistical(
                 se,
