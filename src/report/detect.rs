@@ -49,7 +49,8 @@ fn binding(b: Binding) -> &'static str {
     }
 }
 
-/// One measure's gated statistical verdicts: (warn-level MDE, metric) and bindings.
+/// The known MDEs of one measure: exact, or (warn-level MDE, metric) with how many of them
+/// the noise limits.
 struct Group {
     measure: Measure,
     exact: bool,
