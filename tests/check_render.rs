@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 
-use perfcheck::compare::{compare, Comparison, Counts, Level, Status, Thresholds, Verdict};
-use perfcheck::metrics::{Measure, Metric, MetricName, MetricSet, RunInfo};
+use perfcheck::compare::mde::{Quantiles, Unknown};
+use perfcheck::compare::{compare, Comparison, Counts, Level, Mde, Status, Thresholds, Verdict};
+use perfcheck::metrics::{Measure, Metric, MetricKind, MetricName, MetricSet, RunInfo};
 use perfcheck::report::check;
 
 fn data_dir() -> PathBuf {
@@ -68,6 +69,27 @@ fn verdict(
         (Some(b), Some(h)) if b != 0.0 => Some(h / b - 1.0),
         _ => None,
     };
+    // As `compare` sets it: exact counts that are gated; timings from the interval's log
+    // width (99%, normal); unknown for too few data and single values.
+    let gated = !matches!(status, Status::Ignored | Status::New | Status::Missing);
+    let mde = match (m.kind(), ci) {
+        _ if !gated => None,
+        (MetricKind::Deterministic, _) => Some(Mde::exact(limits.0, limits.1)),
+        _ if status == Status::InsufficientData => Some(Mde::unknown(Unknown::TooFewData)),
+        (MetricKind::Timing, Some((lo, hi))) => {
+            let se = (hi.ln_1p() - lo.ln_1p()) / (2.0 * 2.575_829_3);
+            let q = Quantiles::Normal;
+            Some(Mde::statistical(
+                se,
+                0.99,
+                q,
+                m.direction(),
+                limits.0,
+                limits.1,
+            ))
+        }
+        _ => Some(Mde::unknown(Unknown::SingleValue)),
+    };
     Verdict {
         metric: name,
         kind: m.kind(),
@@ -89,6 +111,7 @@ fn verdict(
         base_samples: if base.is_some() { 15000 } else { 0 },
         head_samples: if head.is_some() { 5000 } else { 0 },
         note: note.map(str::to_owned),
+        mde,
     }
 }
 
@@ -266,7 +289,66 @@ fn json_matches_golden_and_reads_back() {
             (&a.metric, a.status, &a.note),
             (&b.metric, b.status, &b.note)
         );
+        assert_eq!(
+            a.mde.map(|m| std::mem::discriminant(&m)),
+            b.mde.map(|m| std::mem::discriminant(&m)),
+            "{}",
+            a.metric
+        );
+        if let (Some(x), Some(y)) = (a.mde.and_then(|m| m.warn()), b.mde.and_then(|m| m.warn())) {
+            assert!((x - y).abs() < 1e-12);
+        }
     }
+    // Each gated verdict states its MDE: exact counts their thresholds, timings a number,
+    // single values and too few data "unknown"; not gated, new and missing metrics none.
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mde = |metric: &str| {
+        value["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["metric"] == metric)
+            .unwrap()
+            .get("mde")
+            .cloned()
+    };
+    let allocs = mde("recall/format/allocs").unwrap();
+    assert_eq!(
+        allocs,
+        serde_json::json!({"basis": "exact", "warn": 0.01, "fail": 0.05})
+    );
+    let wall = mde("recall/vector_search/wall_ns").unwrap();
+    assert_eq!(wall["basis"], "statistical");
+    assert_eq!(wall["power"].as_f64(), Some(0.8));
+    assert_eq!(wall["binds"], "noise");
+    let (stat, warn) = (
+        wall["statistical"].as_f64().unwrap(),
+        wall["warn"].as_f64().unwrap(),
+    );
+    // Interval +31% … +95%: se = ln(1.95/1.31) / (2 * 2.5758) = 0.0772, MDE 3.4174 * se;
+    // the warn threshold (10%) adds on the log scale.
+    assert!((stat - 0.302).abs() < 2e-3, "{stat}");
+    assert!((warn - (1.10 * (1.0 + stat) - 1.0)).abs() < 1e-9, "{warn}");
+    let unknown = |r: &str| Some(serde_json::json!({"basis": "unknown", "reason": r}));
+    assert_eq!(mde("mixed/total/throughput_ops"), unknown("single_value"));
+    assert_eq!(
+        mde("consolidation/cluster/wall_ns"),
+        unknown("too_few_data")
+    );
+    assert_eq!(mde("recall/total/p99_ns"), None);
+    assert_eq!(mde("recall/dedupe/wall_ns"), None);
+}
+
+/// check.json written before verdicts carried an MDE still reads, with none.
+#[test]
+fn check_json_without_mde_reads_back() {
+    let mut value: serde_json::Value = serde_json::from_str(&check::json(&fixture())).unwrap();
+    for v in value["verdicts"].as_array_mut().unwrap() {
+        v.as_object_mut().unwrap().remove("mde");
+    }
+    let back: Comparison = serde_json::from_value(value).unwrap();
+    assert!(back.verdicts.iter().all(|v| v.mde.is_none()));
+    assert!(!check::markdown(&back).contains("Could detect"));
 }
 
 #[test]
@@ -340,7 +422,7 @@ fn hostile_text_stays_inert_in_markdown() {
     // Every table row keeps its cell count: a value cannot add a `|` or end the row.
     for line in md.lines().filter(|l| l.starts_with("| ")) {
         let cells = line.replace("\\|", "").matches('|').count();
-        assert!(cells == 8 || cells == 9, "{cells} separators in {line:?}");
+        assert!(cells == 9 || cells == 10, "{cells} separators in {line:?}");
     }
 }
 

@@ -11,13 +11,15 @@
 //! - p-values of all gated statistical comparisons are adjusted together (Benjamini-Hochberg,
 //!   [`fdr`]) at `1 - confidence`. A metric regresses only when its q-value is within that rate
 //!   *and* its whole interval lies beyond the threshold ([`verdict::classify`]).
+//! - Each gated verdict states its minimum detectable effect at 80% power ([`mde`]).
 //!
 //! The bootstrap draws from a generator seeded by `seed` and the metric's name, so a check is
 //! reproducible and a metric's result does not depend on which other metrics exist.
 
 pub mod attribution;
 pub mod crosscheck;
-mod fdr;
+pub mod fdr;
+pub mod mde;
 pub mod paired;
 pub mod stats;
 pub mod thresholds;
@@ -26,6 +28,7 @@ pub mod verdict;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{Metric, MetricKind, MetricName, MetricSet, RunInfo, Statistic};
+pub use mde::Mde;
 pub use paired::compare_paired;
 use stats::{BlockSamples, Estimate, RunStat};
 pub use thresholds::{Limit, Limits, ThresholdError, Thresholds};
@@ -204,11 +207,28 @@ pub fn compare(
         match m.kind() {
             MetricKind::Deterministic => exact(&mut v, &bases, m, &limit),
             MetricKind::Timing | MetricKind::Single => {
-                if let Some(e) = statistical(&mut v, &bases, m, &limit, thresholds, seed) {
-                    let ci = e.interval(thresholds.confidence);
-                    if interval_and_gate(&mut v, ci, &limit) {
-                        tested.push((verdicts.len(), v.p_value.unwrap_or(1.0), ci));
+                match statistical(&mut v, &bases, m, &limit, thresholds, seed) {
+                    Some(e) => {
+                        let ci = e.interval(thresholds.confidence);
+                        if interval_and_gate(&mut v, ci, &limit) {
+                            // A single value per stored run has no measured spread (one
+                            // baseline gives only the assumed floor): its MDE would restate
+                            // the floor.
+                            v.mde = Some(match m.kind() {
+                                MetricKind::Timing => Mde::statistical(
+                                    e.log_se,
+                                    thresholds.confidence,
+                                    mde::Quantiles::Normal,
+                                    v.direction,
+                                    limit.warn,
+                                    limit.fail,
+                                ),
+                                _ => Mde::unknown(mde::Unknown::SingleValue),
+                            });
+                            tested.push((verdicts.len(), v.p_value.unwrap_or(1.0), ci));
+                        }
                     }
+                    None => unknown_if_gated(&mut v, &limit),
                 }
             }
         }
@@ -222,19 +242,34 @@ pub fn compare(
 fn interval_and_gate(v: &mut Verdict, ci: (f64, f64), limit: &Limit) -> bool {
     v.ci_low = Some(ci.0);
     v.ci_high = Some(ci.1);
-    let base = v.base.unwrap_or(0.0);
-    let too_fast = v.unit == crate::metrics::Unit::Nanoseconds && base < limit.min_ns;
-    if limit.gate && !too_fast {
+    if gated(v, limit) {
         return true;
     }
     v.status = Status::Ignored;
-    if too_fast && limit.gate {
+    let base = v.base.unwrap_or(0.0);
+    if limit.gate {
         v.note = Some(format!(
             "base {base:.0}ns is below min_ns = {:.0}: too short to gate",
             limit.min_ns
         ));
     }
     false
+}
+
+/// Whether the relative comparison may flag this metric: gated, and for a timing, a base
+/// at least `min_ns` (set `v.base` first).
+fn gated(v: &Verdict, limit: &Limit) -> bool {
+    let too_fast =
+        v.unit == crate::metrics::Unit::Nanoseconds && v.base.unwrap_or(0.0) < limit.min_ns;
+    limit.gate && !too_fast
+}
+
+/// A metric with too little data to judge: its MDE is unknown, which is worth saying only
+/// when it would have been gated.
+fn unknown_if_gated(v: &mut Verdict, limit: &Limit) {
+    if gated(v, limit) {
+        v.mde = Some(Mde::unknown(mde::Unknown::TooFewData));
+    }
 }
 
 /// The steps every comparison ends with: Benjamini-Hochberg over the gated tests (verdict
@@ -324,6 +359,7 @@ fn blank(name: &MetricName, limit: &Limit, bases: &[&Metric]) -> Verdict {
         base_samples: bases.iter().map(|b| b.samples.len()).sum(),
         head_samples: 0,
         note: None,
+        mde: None,
     }
 }
 
@@ -345,6 +381,7 @@ fn exact(v: &mut Verdict, bases: &[&Metric], head: &Metric, limit: &Limit) {
     if head.samples.is_empty() || bases.iter().any(|b| b.samples.is_empty()) {
         v.status = Status::InsufficientData;
         v.note = Some("no operations measured".into());
+        unknown_if_gated(v, limit);
         return;
     }
     let status = if base == 0.0 {
@@ -365,6 +402,9 @@ fn exact(v: &mut Verdict, bases: &[&Metric], head: &Metric, limit: &Limit) {
         verdict::classify(v.direction, (c, c), true, limit.warn, limit.fail)
     };
     v.status = if limit.gate { status } else { Status::Ignored };
+    if limit.gate {
+        v.mde = Some(Mde::exact(limit.warn, limit.fail));
+    }
 }
 
 /// Fills base, change and p-value of a timing or single-value metric; `None` (with the status

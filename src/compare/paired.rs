@@ -12,11 +12,12 @@
 
 use crate::metrics::{Metric, MetricKind, MetricSet};
 
+use super::mde::{Mde, Quantiles};
 use super::stats::{self, safe_ln, student_quantile, student_sf, BlockSamples, RunStat};
 use super::thresholds::{Limit, Thresholds};
 use super::{
-    base_value, blank, exact, finish, interval_and_gate, min_samples, Comparison, PairedInfo,
-    Status, Verdict,
+    base_value, blank, exact, finish, interval_and_gate, min_samples, unknown_if_gated, Comparison,
+    PairedInfo, Status, Verdict,
 };
 
 /// The relative change of one metric from paired rounds, on the log scale.
@@ -139,11 +140,23 @@ pub fn compare_paired(
                 exact(&mut v, &bases, &pooled, &limit);
             }
             MetricKind::Timing | MetricKind::Single => {
-                if let Some(e) = paired_estimate(&mut v, &pairs, &limit, thresholds, seed) {
-                    let ci = e.interval(thresholds.confidence);
-                    if interval_and_gate(&mut v, ci, &limit) {
-                        tested.push((verdicts.len(), v.p_value.unwrap_or(1.0), ci));
+                match paired_estimate(&mut v, &pairs, &limit, thresholds, seed) {
+                    Some(e) => {
+                        let ci = e.interval(thresholds.confidence);
+                        if interval_and_gate(&mut v, ci, &limit) {
+                            // The rounds measure the spread of single values too.
+                            v.mde = Some(Mde::statistical(
+                                e.log_se,
+                                thresholds.confidence,
+                                Quantiles::Student(e.df),
+                                v.direction,
+                                limit.warn,
+                                limit.fail,
+                            ));
+                            tested.push((verdicts.len(), v.p_value.unwrap_or(1.0), ci));
+                        }
                     }
+                    None => unknown_if_gated(&mut v, &limit),
                 }
             }
         }
@@ -340,6 +353,21 @@ mod tests {
             .unwrap();
         assert_eq!(allocs.status, Status::Unchanged);
         assert_eq!(allocs.change, Some(0.0));
+        use crate::compare::mde::Unknown;
+        assert_eq!(allocs.mde, Some(Mde::exact(1.0, 5.0)));
+        assert_eq!(wall(&c).mde, Some(Mde::unknown(Unknown::TooFewData)));
+        // Five rounds: Student's t with 4 df on the rounds' standard error.
+        let (b, h) = session(2, 5, 1.0);
+        let v = compare_paired(&b, &h, &t, 7);
+        let v = wall(&v);
+        let Some(Mde::Statistical(e)) = v.mde else {
+            panic!("{v:?}")
+        };
+        assert_eq!(e.df, Some(4));
+        let tq = student_quantile(0.995, 4);
+        let se = ((1.0 + v.ci_high.unwrap()).ln() - (1.0 + v.ci_low.unwrap()).ln()) / (2.0 * tq);
+        let m = (tq + student_quantile(0.8, 4)) * se;
+        assert!((e.statistical - m.exp_m1()).abs() < 1e-9, "{e:?}");
     }
 
     #[test]

@@ -432,3 +432,46 @@ fn a_bootstrap_of_tied_values_does_not_make_a_median_certain() {
         c.verdicts[0]
     );
 }
+
+#[test]
+fn every_gated_verdict_states_what_it_could_detect() {
+    use super::mde::{Mde, Unknown};
+    let t = Thresholds::default();
+    let c = compare(&[run(1, 1.0, None, 0)], &run(2, 1.0, None, 0), &t, 3);
+    let mde = |n: &str| c.verdict(&name(n)).unwrap().mde;
+    // Stored baseline: normal quantiles on the interval's own standard error.
+    let v = c.verdict(&name("w/search/wall_ns")).unwrap();
+    let Some(Mde::Statistical(e)) = v.mde else {
+        panic!("{v:?}")
+    };
+    let z = stats::normal_quantile(0.995);
+    let se = ((1.0 + v.ci_high.unwrap()).ln() - (1.0 + v.ci_low.unwrap()).ln()) / (2.0 * z);
+    let m = (z + stats::normal_quantile(0.8)) * se;
+    assert!((e.statistical - m.exp_m1()).abs() < 1e-9, "{e:?}");
+    assert!(
+        (e.warn.unwrap() - (1.05 * m.exp() - 1.0)).abs() < 1e-9,
+        "{e:?}"
+    );
+    assert_eq!(e.df, None);
+    assert_eq!(mde("w/rank/allocs"), Some(Mde::exact(1.0, 5.0)));
+    // Not gated: nothing to state.
+    assert_eq!(mde("w/total/p99_ns"), None);
+    assert_eq!(mde("w/total/throughput_ops"), None);
+    // Gated single values of stored runs and too few data: unknown, never 0.
+    let t = Thresholds::from_toml_str("throughput = { gate = true }").unwrap();
+    let c = compare(&[run(1, 1.0, None, 0)], &run(2, 1.0, None, 0), &t, 3);
+    let v = c.verdict(&name("w/total/throughput_ops")).unwrap();
+    assert_eq!(v.mde, Some(Mde::unknown(Unknown::SingleValue)));
+    let few = |v: Vec<u64>| MetricSet {
+        metrics: vec![
+            Metric::from_samples(name("w/s/wall_ns"), v.clone()),
+            Metric::from_samples(name("w/s/cpu_ns"), v),
+        ],
+        ..MetricSet::default()
+    };
+    let c = compare(&[few(vec![10_000; 5])], &few(vec![10_000; 5]), &t, 0);
+    let unknown = Some(Mde::unknown(Unknown::TooFewData));
+    assert_eq!(c.verdict(&name("w/s/wall_ns")).unwrap().mde, unknown);
+    // cpu_ns is not gated by default: its lack of data hides nothing.
+    assert_eq!(c.verdict(&name("w/s/cpu_ns")).unwrap().mde, None);
+}

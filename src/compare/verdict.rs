@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::mde::Mde;
 use crate::metrics::{Direction, MetricKind, MetricName, Statistic, Unit};
 
 /// How bad a regression is.
@@ -139,6 +140,10 @@ pub struct Verdict {
     /// Why the status is what it is, when that is not obvious (too few samples, base was 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What the comparison could have detected; `None` when unknown (too few data, one value
+    /// per stored run) or not applicable (not gated, new, missing). Absent in older check.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mde: Option<Mde>,
 }
 
 /// Classifies an interval of the relative change against the thresholds.

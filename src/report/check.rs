@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use crate::compare::{Comparison, Level, Status, Verdict};
 use crate::metrics::{Direction, MetricKind, RunInfo, Unit};
-use crate::report::escape;
-use crate::report::format::{bytes, count, duration_ns, group_digits};
+use crate::report::format::{bytes, count, duration_ns, group_digits, trim};
+use crate::report::{detect, escape};
 
 /// A value in its unit: `61.2µs`, `3`, `1.5KiB`, `1,234/s`.
 pub fn value(unit: Unit, v: Option<f64>) -> String {
@@ -61,11 +61,6 @@ fn threshold_cell(v: &Verdict) -> String {
         Direction::HigherIsBetter => '-',
     };
     format!("{sign}{}% / {sign}{}%", trim(v.warn), trim(v.fail))
-}
-
-fn trim(x: f64) -> String {
-    let s = format!("{x:.2}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 fn q_cell(v: &Verdict) -> String {
@@ -215,6 +210,9 @@ pub fn terminal(c: &Comparison, color: bool, all: bool) -> String {
             .unwrap_or_default(),
         confidence_pct(c),
     );
+    if let Some(line) = detect::summary(c, &|m| escape::terminal(m)) {
+        let _ = writeln!(out, "  {}", paint(DIM, &line));
+    }
     out.push_str(&super::attribution::terminal(c));
     let rows: Vec<&Verdict> = if all {
         c.verdicts.iter().collect()
@@ -232,9 +230,10 @@ pub fn terminal(c: &Comparison, color: bool, all: bool) -> String {
             "change",
             &format!("{}% interval", confidence_pct(c)),
             "threshold",
+            "could detect",
         ]
         .map(|s| s.to_owned());
-        let cells: Vec<[String; 7]> = rows
+        let cells: Vec<[String; 8]> = rows
             .iter()
             .map(|v| {
                 [
@@ -245,6 +244,7 @@ pub fn terminal(c: &Comparison, color: bool, all: bool) -> String {
                     change_cell(v),
                     interval_cell(v),
                     threshold_cell(v),
+                    detect::terminal_cell(v),
                 ]
             })
             .collect();
@@ -256,7 +256,7 @@ pub fn terminal(c: &Comparison, color: bool, all: bool) -> String {
         }
         // Left-align status and metric, right-align numbers; colour after padding so escape
         // codes do not count as width.
-        let line = |cells: &[String; 7], status: Option<Status>| {
+        let line = |cells: &[String; 8], status: Option<Status>| {
             let mut s = String::new();
             for (i, cell) in cells.iter().enumerate() {
                 let pad = " ".repeat(width[i].saturating_sub(cell.chars().count()));
@@ -312,11 +312,11 @@ pub fn terminal(c: &Comparison, color: bool, all: bool) -> String {
 fn md_table(out: &mut String, rows: &[&Verdict], c: &Comparison, with_q: bool) {
     let _ = write!(
         out,
-        "| | metric | base | head | change | {}% interval | threshold (warn / fail) |",
+        "| | metric | base | head | change | {}% interval | threshold (warn / fail) | could detect |",
         confidence_pct(c)
     );
     out.push_str(if with_q { " q |\n" } else { "\n" });
-    out.push_str("|---|---|--:|--:|--:|:-:|:-:|");
+    out.push_str("|---|---|--:|--:|--:|:-:|:-:|--:|");
     out.push_str(if with_q { "--:|\n" } else { "\n" });
     for v in rows {
         let change = match v.status {
@@ -330,7 +330,7 @@ fn md_table(out: &mut String, rows: &[&Verdict], c: &Comparison, with_q: bool) {
             .unwrap_or_default();
         let _ = write!(
             out,
-            "| {} {} | {}{note} | {} | {} | {} | {} | {} |",
+            "| {} {} | {}{note} | {} | {} | {} | {} | {} | {} |",
             status_icon(v.status),
             status_word(v.status),
             escape::md_code_cell(&v.metric.to_string()),
@@ -339,6 +339,7 @@ fn md_table(out: &mut String, rows: &[&Verdict], c: &Comparison, with_q: bool) {
             change,
             interval_cell(v),
             threshold_cell(v),
+            detect::md_cell(v),
         );
         if with_q {
             let _ = write!(out, " {} |", q_cell(v));
@@ -365,6 +366,9 @@ pub fn markdown(c: &Comparison) -> String {
         "### {icon} perfcheck: {headline} vs {}\n",
         base_label(&c.base, true)
     );
+    if let Some(line) = detect::summary(c, &|m| escape::md_code(m)) {
+        let _ = writeln!(out, "{line}\n");
+    }
     out.push_str(&super::attribution::markdown_headlines(c));
     let regressions = c.regressions();
     if !regressions.is_empty() {
@@ -425,6 +429,13 @@ pub fn markdown(c: &Comparison) -> String {
                 trim(100.0 * (1.0 - c.confidence)),
             );
         }
+    }
+    if detect::summary(c, &|m| m.to_owned()).is_some() {
+        out.push_str(
+            "Could detect: the smallest true regression this check flags (warn) 4 times in 5, \
+             given the noise it measured; it is the threshold plus what the test resolves, \
+             and (noise) or (threshold) says which is larger.\n",
+        );
     }
     out
 }

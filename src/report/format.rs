@@ -68,6 +68,12 @@ pub fn count(x: f64) -> String {
     }
 }
 
+/// A number with at most two decimals and no trailing zeros: `25`, `2.5`, `0.25`.
+pub fn trim(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 pub mod attribution;
 pub mod check;
+pub mod detect;
 pub mod diff_flame;
 pub mod escape;
 pub mod format;
