@@ -12,6 +12,35 @@ use serde_json::Value;
 
 const THRESHOLDS: &str = "[thresholds]\ntime = { warn = 30, fail = 50 }\n";
 
+/// A fixed order seed, so the expected order of the sides is known.
+const ORDER_SEED: u64 = 12345;
+
+/// The side that ran first in each round, from the progress lines (two per round).
+fn run_order(stderr: &str) -> Vec<String> {
+    let sides: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("round "))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    sides.chunks(2).map(|c| c[0].to_owned()).collect()
+}
+
+fn expected_order(seed: u64, rounds: usize) -> Vec<String> {
+    perfcheck::ab::order::first_sides(seed, rounds)
+        .into_iter()
+        .map(|f| f.label().to_owned())
+        .collect()
+}
+
+fn recorded_order(check: &Value) -> Vec<String> {
+    check["ab_session"]["first"]
+        .as_array()
+        .expect("ab_session.first in check.json")
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("cargo-perfcheck")
 }
@@ -65,6 +94,7 @@ fn a_slowed_head_fails_the_paired_gate_and_the_same_code_passes() {
     let out = p
         .cmd()
         .env("PERFCHECK_SLOW_STAGE", "rerank:900")
+        .env("PERFCHECK_AB_ORDER_SEED", ORDER_SEED.to_string())
         .args([
             "check", "--ab", "--base", "HEAD~1", "--rounds", "4", "-p", "mini",
         ])
@@ -80,22 +110,19 @@ fn a_slowed_head_fails_the_paired_gate_and_the_same_code_passes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("paired A/B, 4 rounds"), "{stdout}");
-    // Alternating order, so a steady drift of the machine favours neither side.
+    // The order of the sides follows the seed, and is the one recorded in check.json.
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let order: Vec<&str> = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("round "))
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .collect();
     assert_eq!(
-        order,
-        ["base", "head", "head", "base", "base", "head", "head", "base"],
+        run_order(&stderr),
+        expected_order(ORDER_SEED, 4),
         "{stderr}"
     );
     assert!(stdout.contains("recall/rerank/wall_ns"), "{stdout}");
 
     let (json, dir) = session(&p);
     assert_eq!(json["paired"]["rounds"], 4);
+    assert_eq!(json["ab_session"]["order_seed"], ORDER_SEED);
+    assert_eq!(recorded_order(&json), run_order(&stderr));
     // The base ran from a worktree of the base commit, the head from the project.
     assert_eq!(commits(&json["base"]), vec![base.as_str(); 4]);
     assert_eq!(
@@ -175,4 +202,85 @@ fn ab_usage_errors_name_the_flag() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--ab needs a git repository"));
+}
+
+/// Every run starts from a fresh copy of its side's binary, one per round, never the file
+/// given nor the running executable: the base side here is a script that logs the path it was
+/// started as, then runs the real binary.
+#[cfg(unix)]
+#[test]
+fn runs_start_from_per_round_copies_in_the_recorded_order() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new(MINI_GATE, Some(THRESHOLDS));
+    p.commit("second");
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("started-as.txt");
+    let script = tmp.path().join("base-bin.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$0\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let mut orders = Vec::new();
+    for _ in 0..2 {
+        let out = p
+            .cmd()
+            .env("PERFCHECK_AB_ORDER_SEED", "7")
+            .args([
+                "check", "--ab", "--base", "HEAD~1", "--rounds", "3", "-p", "mini",
+            ])
+            .arg("--base-bin")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let (json, dir) = session(&p);
+        let order = recorded_order(&json);
+        assert_eq!(order, run_order(&stderr), "{stderr}");
+        assert_eq!(order, expected_order(7, 3));
+        // session.json beside check.json says the same.
+        let s: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("session.json")).unwrap())
+                .unwrap();
+        assert_eq!(s["first"], json["ab_session"]["first"]);
+        assert_eq!(s["order_seed"], 7);
+        orders.push(order);
+
+        let copies = PathBuf::from(json["ab_session"]["copies"].as_str().unwrap());
+        let started: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        std::fs::remove_file(&log).unwrap();
+        let expect: Vec<String> = (1..=3)
+            .map(|r| {
+                copies
+                    .join(r.to_string())
+                    .join("base")
+                    .join("cargo-perfcheck")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(started, expect);
+        assert!(!copies.exists(), "copies are removed after the session");
+        let recorded = |k: &str| {
+            PathBuf::from(json["ab_session"][k].as_str().unwrap())
+                .canonicalize()
+                .unwrap()
+        };
+        assert_eq!(recorded("base_bin"), script.canonicalize().unwrap());
+        assert_eq!(recorded("head_bin"), bin().canonicalize().unwrap());
+        assert_ne!(copies.parent(), bin().parent());
+    }
+    // The same seed, the same order.
+    assert_eq!(orders[0], orders[1]);
 }

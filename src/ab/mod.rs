@@ -3,11 +3,15 @@
 //! sides see the same machine state. [`crate::compare::compare_paired`] judges the rounds.
 //!
 //! The steps are separate so each can be tested alone: [`worktree`] checks out the base,
-//! [`build`] compiles it, [`session`] interleaves the runs and collects their records.
+//! [`build`] compiles it, [`staging`] copies both binaries for the session, [`order`] draws
+//! which side runs first in each round, [`session`] interleaves the runs and collects their
+//! records.
 
 pub mod build;
 pub mod instructions;
+pub mod order;
 pub mod session;
+pub mod staging;
 pub mod worktree;
 
 use std::path::{Path, PathBuf};

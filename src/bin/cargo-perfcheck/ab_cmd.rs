@@ -121,17 +121,22 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
             env_remove: Vec::new(),
         },
         rounds: a.rounds as usize,
+        order_seed: order_seed()?,
+        env: session::run_env(std::env::var("GLIBC_TUNABLES").ok().as_deref()),
         run_args,
         out_dir: out_dir.clone(),
     };
     log(&format!(
-        "paired A/B: base {} vs head {}{}, profile {profile}, {} rounds",
+        "paired A/B: base {} vs head {}{}, profile {profile}, {} rounds, order seed {}",
         short_sha(&base),
         short_sha(&head.commit),
         if head.dirty { " (dirty)" } else { "" },
-        plan.rounds
+        plan.rounds,
+        plan.order_seed
     ));
     let mut rounds = session::run(&plan, &mut log)?;
+    let session_json = serde_json::to_value(&rounds.log).context("session record")?;
+    write_json(&out_dir.join("session.json"), &session_json)?;
     if let Some(ip) = &instructions {
         let workloads = if a.measure.workloads.is_empty() {
             loaded.workloads.clone()
@@ -188,7 +193,54 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
         &comparison,
         &out_dir,
         a.all,
-        "; the runs are in base-N/ and head-N/ beside it",
+        "; the runs are in base-N/ and head-N/ beside it, the order in session.json",
     )?;
+    add_session(&out_dir.join("check.json"), session_json)?;
     Ok(ExitCode::from(code as u8))
+}
+
+/// The variable that fixes the order of the sides (to repeat a session's order, give the
+/// `order_seed` its `session.json` records).
+const ORDER_SEED_VAR: &str = "PERFCHECK_AB_ORDER_SEED";
+
+/// The order seed: `PERFCHECK_AB_ORDER_SEED` when set, else a fresh one (recorded either way).
+fn order_seed() -> anyhow::Result<u64> {
+    match std::env::var(ORDER_SEED_VAR) {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
+            Error::Usage(format!(
+                "{ORDER_SEED_VAR}={v}: expected an unsigned integer (the order_seed of a \
+                 session.json)"
+            ))
+            .into()
+        }),
+        _ => Ok(ab::order::fresh_seed()),
+    }
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(v).context("session record")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Adds the session record to check.json as its last key, `ab_session`, so the check's one
+/// JSON file says which side ran first in every round. Spliced into the text rather than
+/// re-serialised, so the report's own key order is kept.
+fn add_session(check_json: &Path, session: serde_json::Value) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(check_json)
+        .with_context(|| format!("cannot read {}", check_json.display()))?;
+    let body = text.trim_end();
+    let Some(open) = body.strip_suffix('}') else {
+        anyhow::bail!("{} does not end with a JSON object", check_json.display());
+    };
+    let open = open.trim_end();
+    let sep = if open.ends_with('{') { "" } else { "," };
+    let block = serde_json::to_string_pretty(&session).context("session record")?;
+    let spliced = format!(
+        "{open}{sep}\n  \"ab_session\": {}\n}}\n",
+        block.replace('\n', "\n  ")
+    );
+    serde_json::from_str::<serde_json::Value>(&spliced)
+        .with_context(|| format!("{} is not a JSON object", check_json.display()))?;
+    std::fs::write(check_json, spliced)
+        .with_context(|| format!("cannot write {}", check_json.display()))
 }
