@@ -5,13 +5,7 @@
 //! noise, in the same transaction as the facts, so the backlog always shrinks and a failure
 //! leaves no half-written batch behind.
 
-use std::collections::HashMap;
-
-/// A hash map with fixed hash keys: the work (probe sequences, the order the scores reach the
-/// sort) is then the same in every process, so instruction counts repeat exactly. The default
-/// `RandomState` draws new keys per process.
-type FixedMap<K, V> =
-    HashMap<K, V, std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>>;
+use super::fixed_hash::FixedMap;
 
 use serde::{Deserialize, Serialize};
 

@@ -4,7 +4,7 @@
 //! Everything is drawn from `ChaCha8Rng` streams derived from one seed, and no hash-map iteration
 //! order ever reaches the output, so a seed names exactly one corpus on every platform.
 
-use std::collections::{HashMap, HashSet};
+use super::fixed_hash::{FixedMap, FixedSet};
 
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -296,7 +296,7 @@ struct Vocabulary {
 
 impl Vocabulary {
     fn new(config: &CorpusConfig, rng: &mut ChaCha8Rng) -> Self {
-        let mut seen = HashSet::new();
+        let mut seen = FixedSet::default();
         let mut word = |rng: &mut ChaCha8Rng| loop {
             let syllables = match rng.random_range(0..10) {
                 0..=2 => 2,
@@ -465,7 +465,7 @@ fn make_queries(config: &CorpusConfig, events: &[Event], common_words: &[String]
         return Vec::new();
     }
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5155_4552_5953_2121);
-    let mut df: HashMap<String, u32> = HashMap::new();
+    let mut df: FixedMap<String, u32> = FixedMap::default();
     let docs: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
@@ -482,7 +482,7 @@ fn make_queries(config: &CorpusConfig, events: &[Event], common_words: &[String]
     }
     let n = events.len() as f64;
     let common_zipf = Zipf::new(config.common_words.min(50), config.zipf_exponent);
-    let common: HashSet<&str> = common_words.iter().map(String::as_str).collect();
+    let common: FixedSet<&str> = common_words.iter().map(String::as_str).collect();
     let mut queries = Vec::with_capacity(config.queries);
     for _ in 0..config.queries {
         let target = rng.random_range(0..events.len());
@@ -575,7 +575,7 @@ mod tests {
         let sessions = c.events.last().unwrap().session;
         assert!((10..=40).contains(&sessions), "{sessions} sessions");
         // Each session draws from at most `topics_per_session` topics.
-        let mut by_session: HashMap<i64, HashSet<u32>> = HashMap::new();
+        let mut by_session: FixedMap<i64, FixedSet<u32>> = FixedMap::default();
         for e in &c.events {
             if let Some(t) = e.topic {
                 by_session.entry(e.session).or_default().insert(t);
@@ -600,7 +600,7 @@ mod tests {
     #[test]
     fn word_frequencies_are_skewed() {
         let c = Corpus::generate(&small()).unwrap();
-        let mut counts: HashMap<String, usize> = HashMap::new();
+        let mut counts: FixedMap<String, usize> = FixedMap::default();
         for e in &c.events {
             for w in super::super::embed::tokenize(&e.text) {
                 *counts.entry(w).or_default() += 1;

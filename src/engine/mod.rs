@@ -37,6 +37,7 @@ pub mod consolidate;
 pub mod corpus;
 pub mod embed;
 pub mod error;
+pub mod fixed_hash;
 pub mod index;
 pub mod quality;
 pub mod recall;

@@ -1359,21 +1359,51 @@ mod tests {
     #[test]
     fn slowdown_knob_lengthens_only_the_named_stage() {
         mock_clock::install();
-        set_slowdown(Some(("vector_search", 100)));
-        let op = begin_operation(false);
-        {
-            let _s = stage("vector_search");
-            spin_for(300_000);
+        // The only test that turns the process-wide knob on; it is off again once the scope
+        // ends, here through an early return as on an error.
+        fn measured(out: &mut Option<OpSample>) -> Result<(), ()> {
+            let _knob = slowdown_scope(Some(("vector_search", 100)));
+            assert!(slowdown_active());
+            let op = begin_operation(false);
+            {
+                let _s = stage("vector_search");
+                spin_for(300_000);
+            }
+            {
+                let _s = stage("rerank");
+                spin_for(300_000);
+            }
+            *out = Some(op.finish());
+            Err(())
         }
-        {
-            let _s = stage("rerank");
-            spin_for(300_000);
-        }
-        let s = op.finish();
-        set_slowdown(None);
+        let mut sample = None;
+        assert!(measured(&mut sample).is_err());
+        assert!(!slowdown_active(), "the knob is off after its scope");
+        let s = sample.unwrap();
         assert_eq!(s.stages[0], ("vector_search", s.stages[0].1));
         assert_eq!(s.stages[0].1.wall_ns, 600_000, "300 µs doubled");
         assert_eq!(s.stages[1].1.wall_ns, 300_000, "rerank untouched");
+    }
+
+    #[test]
+    fn segment_labels_name_the_operation_and_frame_and_stay_one_line() {
+        let mut buf = [0u8; 96];
+        assert_eq!(
+            segment_label(&mut buf, 12, "vector_search")
+                .to_str()
+                .unwrap(),
+            "perfcheck 12 vector_search"
+        );
+        assert_eq!(
+            segment_label(&mut buf, 3, "a b\nc").to_str().unwrap(),
+            "perfcheck 3 a?b?c"
+        );
+        let long = "x".repeat(200);
+        let label = segment_label(&mut buf, 1, &long)
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(label.len(), 95, "truncated to the buffer, NUL kept");
     }
 
     #[test]

@@ -31,9 +31,9 @@ pub fn folded(out: &CallgrindOutput, min_share: f64) -> Vec<(String, u64)> {
     let min = (min_share * total as f64).max(1.0);
     let mut lines: Vec<(String, u64)> = Vec::new();
     let mut path: Vec<usize> = Vec::new();
-    for root in 0..n {
+    for (root, called) in has_caller.iter().enumerate() {
         let incl = out.functions[root].inclusive.first().copied().unwrap_or(0);
-        if !has_caller[root] && incl > 0 {
+        if !called && incl > 0 {
             walk(out, &calls, root, incl as f64, min, &mut path, &mut lines);
         }
     }
