@@ -33,7 +33,16 @@ fn one_check_of_identical_binaries_flags_no_instructions() {
     };
     let out = p
         .cmd()
-        .args(["calibrate", "-p", "mini", "--checks", "1", "--rounds", "2", "-q"])
+        .args([
+            "calibrate",
+            "-p",
+            "mini",
+            "--checks",
+            "1",
+            "--rounds",
+            "2",
+            "-q",
+        ])
         .args(["--patch", "same.patch", counting, "--base-bin"])
         .arg(bin())
         .arg("--variant-bin")
@@ -72,7 +81,9 @@ fn one_check_of_identical_binaries_flags_no_instructions() {
     assert!(std::fs::read_to_string(dir.join("calibration.md"))
         .unwrap()
         .contains("| same | 1 |"));
-    // The session's comparison sits beside its runs; identical binaries count exactly alike.
+    // The session's comparison sits beside its runs. Identical binaries count almost exactly
+    // alike: two passes of one binary were seen to differ by 0.016% on recall/total (hash
+    // tables seeded per process probe differently), far below the 0.5% warn threshold.
     let check: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("check-001/same/check.json")).unwrap(),
     )
@@ -86,7 +97,7 @@ fn one_check_of_identical_binaries_flags_no_instructions() {
     assert_eq!(ir.is_empty(), !valgrind(), "{check}");
     for v in ir {
         assert_eq!(v["status"], "unchanged", "{v}");
-        assert_eq!(v["change"].as_f64(), Some(0.0), "{v}");
+        assert!(v["change"].as_f64().unwrap().abs() < 0.001, "{v}");
     }
     // Nothing was saved as a baseline.
     assert!(!p.store().exists());
@@ -105,9 +116,18 @@ fn calibrate_usage_errors_name_the_flag_or_file() {
     let cases: [(&[&str], &str); 5] = [
         (&["--checks", "0"], "--checks"),
         (&["--patch", "no-such-patch"], "--patch no-such-patch"),
-        (&["--patch", "stale.patch", "--base-bin", &base_bin], "stale.patch"),
-        (&["--patch", "same.patch", "--variant-bin", "other=x"], "--variant-bin other=x"),
-        (&["--patch", "same.patch", "--base-bin", "no/such/bin"], "--base-bin no/such/bin"),
+        (
+            &["--patch", "stale.patch", "--base-bin", &base_bin],
+            "stale.patch",
+        ),
+        (
+            &["--patch", "same.patch", "--variant-bin", "other=x"],
+            "--variant-bin other=x",
+        ),
+        (
+            &["--patch", "same.patch", "--base-bin", "no/such/bin"],
+            "--base-bin no/such/bin",
+        ),
     ];
     for (args, expect) in cases {
         p.cmd()

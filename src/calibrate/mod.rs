@@ -143,7 +143,9 @@ fn keep(bin: &Path, dir: &Path) -> Result<PathBuf, Error> {
         context: format!("cannot create {}", dir.display()),
         source: e,
     })?;
-    let name = bin.file_name().unwrap_or_else(|| "cargo-perfcheck".as_ref());
+    let name = bin
+        .file_name()
+        .unwrap_or_else(|| "cargo-perfcheck".as_ref());
     let copy = dir.join(name);
     std::fs::copy(bin, &copy).map_err(|e| Error::Io {
         context: format!("cannot copy {} to {}", bin.display(), copy.display()),
@@ -197,7 +199,12 @@ pub fn run(
         // The base binary is the same in every variant's session of this check: its counts
         // are taken once per check and attached to each.
         let base_counts = match &req.counting {
-            Some(c) => Some(count(&bins.base, c, &check_dir.join("base-instructions"), log)?),
+            Some(c) => Some(count(
+                &bins.base,
+                c,
+                &check_dir.join("base-instructions"),
+                log,
+            )?),
             None => None,
         };
         for (v, bin) in req.variants.iter().zip(&bins.variants) {

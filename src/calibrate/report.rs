@@ -119,7 +119,10 @@ pub fn markdown(c: &Calibration) -> String {
         );
     }
     if let Some((n, of)) = c.false_alarms() {
-        let _ = writeln!(s, "\nFalse alarms (comment-only checks that flagged anything): {n}/{of}.");
+        let _ = writeln!(
+            s,
+            "\nFalse alarms (comment-only checks that flagged anything): {n}/{of}."
+        );
     }
     for v in c.variants.iter().filter(|v| !v.metrics.is_empty()) {
         let _ = writeln!(s, "\n#### {}\n", escape::md_text(&v.name));

@@ -129,9 +129,15 @@ impl VariantTally {
             if self.planted.iter().any(|p| names(&function, p)) {
                 self.planted_named += 1;
             }
-            match self.top_functions.iter_mut().find(|t| t.function == function) {
+            match self
+                .top_functions
+                .iter_mut()
+                .find(|t| t.function == function)
+            {
                 Some(t) => t.count += 1,
-                None => self.top_functions.push(FunctionTally { function, count: 1 }),
+                None => self
+                    .top_functions
+                    .push(FunctionTally { function, count: 1 }),
             }
             self.top_functions.sort_by(|a, b| b.count.cmp(&a.count));
         }
