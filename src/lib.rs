@@ -7,6 +7,7 @@
 
 pub mod ab;
 pub mod baseline;
+pub mod calibrate;
 pub mod check;
 pub mod compare;
 pub mod config;

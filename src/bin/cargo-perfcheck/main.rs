@@ -3,6 +3,7 @@
 mod ab_cmd;
 mod args;
 mod baseline_cmd;
+mod calibrate_cmd;
 mod check_cmd;
 mod load_cmd;
 mod profile_cmd;
@@ -41,6 +42,10 @@ enum Command {
     Baseline(baseline_cmd::BaselineArgs),
     /// Chart metrics across the commits that have baselines (SVG and PNG).
     Trend(trend_cmd::TrendArgs),
+    /// Measure the paired gate on this machine with real code changes (calibration/patches/):
+    /// false alarms of a comment-only change, detection of small real regressions. Nothing it
+    /// runs is ever saved as a baseline.
+    Calibrate(calibrate_cmd::CalibrateArgs),
     /// List the profiles that --profile accepts.
     Profiles(ProfilesArgs),
     /// Open-loop load, stress and soak tests of the engine (phases, --find-max), with charts.
@@ -98,6 +103,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(a) => check_cmd::run(a),
         Command::Trend(a) => trend_cmd::run(a),
         Command::Load(a) => load_cmd::run(a),
+        Command::Calibrate(a) => calibrate_cmd::run(a),
         Command::InstructionsPass(a) => {
             let report =
                 perfcheck::profile::instructions::child::run(&a.profile_json, a.workload, a.ops)?;
