@@ -96,7 +96,7 @@ fn a_slowed_head_fails_the_paired_gate_and_the_same_code_passes() {
         .env("PERFCHECK_SLOW_STAGE", "rerank:900")
         .env("PERFCHECK_AB_ORDER_SEED", ORDER_SEED.to_string())
         .args([
-            "check", "--ab", "--base", "HEAD~1", "--rounds", "4", "-p", "mini",
+            "check", "--ab", "--base", "HEAD~1", "--rounds", "6", "-p", "mini",
         ])
         .arg("--base-bin")
         .arg(bin())
@@ -109,36 +109,36 @@ fn a_slowed_head_fails_the_paired_gate_and_the_same_code_passes() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("paired A/B, 4 rounds"), "{stdout}");
+    assert!(stdout.contains("paired A/B, 6 rounds"), "{stdout}");
     // The order of the sides follows the seed, and is the one recorded in check.json.
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         run_order(&stderr),
-        expected_order(ORDER_SEED, 4),
+        expected_order(ORDER_SEED, 6),
         "{stderr}"
     );
     assert!(stdout.contains("recall/rerank/wall_ns"), "{stdout}");
 
     let (json, dir) = session(&p);
-    assert_eq!(json["paired"]["rounds"], 4);
+    assert_eq!(json["paired"]["rounds"], 6);
     assert_eq!(json["ab_session"]["order_seed"], ORDER_SEED);
     assert_eq!(recorded_order(&json), run_order(&stderr));
     // The base ran from a worktree of the base commit, the head from the project.
-    assert_eq!(commits(&json["base"]), vec![base.as_str(); 4]);
+    assert_eq!(commits(&json["base"]), vec![base.as_str(); 6]);
     assert_eq!(
         commits(&json["paired"]["head_runs"]),
-        vec![head.as_str(); 4]
+        vec![head.as_str(); 6]
     );
     let rerank = verdict(&json, "recall/rerank/wall_ns");
     assert_eq!(rerank["status"], "fail", "{rerank}");
-    assert_eq!(rerank["base_runs"], 4);
+    assert_eq!(rerank["base_runs"], 6);
     assert!(rerank["change"].as_f64().unwrap() > 2.0, "{rerank}");
     // Allocation counts do not depend on the slowdown: compared exactly, unchanged.
     let allocs = verdict(&json, "recall/total/allocs");
     assert_eq!(allocs["status"], "unchanged", "{allocs}");
     // The knob reached the head runs only, and every run's record is kept.
     let mut ids = std::collections::BTreeSet::new();
-    for i in 1..=4 {
+    for i in 1..=6 {
         let base = record(&dir.join(format!("base-{i}")));
         let head = record(&dir.join(format!("head-{i}")));
         assert!(base["slowdown"].is_null());
@@ -147,7 +147,7 @@ fn a_slowed_head_fails_the_paired_gate_and_the_same_code_passes() {
         ids.insert(head["run_id"].as_str().unwrap().to_owned());
     }
     // Runs of one session never share an id, even when started in the same second.
-    assert_eq!(ids.len(), 8, "{ids:?}");
+    assert_eq!(ids.len(), 12, "{ids:?}");
     let md = std::fs::read_to_string(dir.join("check.md")).unwrap();
     assert!(md.starts_with("### ❌ perfcheck"), "{md}");
     assert!(md.contains("Paired A/B"), "{md}");

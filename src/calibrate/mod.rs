@@ -264,6 +264,9 @@ fn one_check(
         base: side("base", base_bin),
         head: side("head", head_bin),
         rounds: req.rounds,
+        // A fresh, recorded order per check, as `check --ab` draws it.
+        order_seed: crate::ab::order::fresh_seed(),
+        env: session::run_env(std::env::var("GLIBC_TUNABLES").ok().as_deref()),
         run_args: req.run_args.clone(),
         out_dir: dir.to_path_buf(),
     };
@@ -282,7 +285,7 @@ fn one_check(
     );
     if let Some(head_run) = rounds.head.first() {
         let bases: Vec<&RunRecord> = rounds.base.iter().collect();
-        comparison.attribution = attribution::attribute_flagged(&comparison, &bases, head_run);
+        attribution::explain(&mut comparison, &bases, head_run);
     }
     let file = dir.join("check.json");
     std::fs::write(&file, crate::report::check::json(&comparison)).map_err(|e| Error::Io {

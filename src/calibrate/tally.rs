@@ -119,7 +119,7 @@ impl VariantTally {
         self.failed += usize::from(c.counts.fail > 0);
         self.flagged_instructions += usize::from(on_instructions);
         self.metrics
-            .sort_by(|a, b| (b.fail + b.warn).cmp(&(a.fail + a.warn)));
+            .sort_by_key(|m| std::cmp::Reverse(m.fail + m.warn));
         let top = c
             .attribution
             .first()
@@ -139,7 +139,8 @@ impl VariantTally {
                     .top_functions
                     .push(FunctionTally { function, count: 1 }),
             }
-            self.top_functions.sort_by(|a, b| b.count.cmp(&a.count));
+            self.top_functions
+                .sort_by_key(|f| std::cmp::Reverse(f.count));
         }
     }
 }
