@@ -37,18 +37,8 @@ fn check(p: &Project, args: &[&str], slow: Option<&str>) -> (i32, String, Value)
 }
 
 fn newest_check_json(reports: &Path) -> Value {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(reports)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("check.json").exists())
-        .collect();
-    dirs.sort_by_key(|d| {
-        std::fs::metadata(d.join("check.json"))
-            .unwrap()
-            .modified()
-            .unwrap()
-    });
-    let text = std::fs::read_to_string(dirs.last().unwrap().join("check.json")).unwrap();
+    let dir = common::newest_check_dir(reports.parent().expect("reports has a parent"));
+    let text = std::fs::read_to_string(dir.join("check.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 

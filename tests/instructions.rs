@@ -178,7 +178,7 @@ fn a_real_change_is_flagged_by_instructions_and_attributed_to_its_stage() {
     assert!(rerank["stage_head"].as_f64() > rerank["stage_base"].as_f64());
     let top = rerank["top"]["function"].as_str().unwrap();
     assert!(!top.is_empty());
-    let dir = newest_check_dir(p.path());
+    let dir = common::newest_check_dir(p.path());
     let md = std::fs::read_to_string(dir.join("check.md")).unwrap();
     assert!(
         md.contains("`recall/rerank` +") && md.contains("instructions, mostly `"),
@@ -223,23 +223,8 @@ fn without_valgrind_the_error_says_how_to_get_it() {
         .success();
 }
 
-fn newest_check_dir(root: &Path) -> std::path::PathBuf {
-    let mut dirs: Vec<_> = std::fs::read_dir(root.join("reports"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|d| d.join("check.json").exists())
-        .collect();
-    dirs.sort_by_key(|d| {
-        std::fs::metadata(d.join("check.json"))
-            .unwrap()
-            .modified()
-            .unwrap()
-    });
-    dirs.pop().unwrap()
-}
-
 fn newest_check(root: &Path) -> Value {
-    let text = std::fs::read_to_string(newest_check_dir(root).join("check.json")).unwrap();
+    let text = std::fs::read_to_string(common::newest_check_dir(root).join("check.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 

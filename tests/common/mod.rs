@@ -181,3 +181,19 @@ pub fn only_run(reports: &Path) -> PathBuf {
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs[0].clone()
 }
+
+/// The newest report folder under `root/reports` that holds a check.json.
+pub fn newest_check_dir(root: &Path) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("reports"))
+        .expect("reports folder exists")
+        .map(|e| e.unwrap().path())
+        .filter(|d| d.join("check.json").exists())
+        .collect();
+    dirs.sort_by_key(|d| {
+        std::fs::metadata(d.join("check.json"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    });
+    dirs.pop().expect("a check report")
+}
