@@ -122,6 +122,10 @@ pub struct InstructionCounts {
     /// from caller-callee pairs; for differential flamegraphs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stacks: Vec<(String, u64)>,
+    /// Wall time of the whole pass under valgrind (corpus load included), in milliseconds:
+    /// what the pass costs a check, not a measure of the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_ms: Option<u64>,
 }
 
 /// Counts of one stage: one entry per counted operation in which the stage ran.

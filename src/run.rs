@@ -105,42 +105,51 @@ pub fn count_instructions(
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 2);
-    let mut out = Vec::with_capacity(workloads.len());
-    for chunk in workloads.chunks(parallel) {
-        for w in chunk {
-            log(&format!(
-                "{w}: counting instructions of {} operations under callgrind",
-                ops_for(*w, &plan.settings)
-            ));
-        }
-        let counted: Vec<Result<_, Error>> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|w| {
-                    s.spawn(move || count_workload(&plan.exe, profile, *w, &plan.settings, dir))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::Profiler(
-                            "an instructions pass thread panicked".into(),
-                        ))
-                    })
-                })
-                .collect()
-        });
-        for (w, c) in chunk.iter().zip(counted) {
-            let (counts, files) = c?;
-            log(&format!(
-                "{w}: {} operations counted ({})",
-                counts.ops,
-                files.callgrind_out.display()
-            ));
-            out.push(counts);
-        }
+    for w in workloads {
+        log(&format!(
+            "{w}: counting instructions of {} operations under callgrind",
+            ops_for(*w, &plan.settings)
+        ));
     }
+    // A queue, not fixed pairs: a worker that finishes takes the next workload at once, so a
+    // long pass (consolidation's) never holds a core idle.
+    let started = std::time::Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<Result<_, Error>>>> =
+        workloads.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..parallel.min(workloads.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(w) = workloads.get(i) else { break };
+                let counted = count_workload(&plan.exe, profile, *w, &plan.settings, dir);
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some(counted);
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(workloads.len());
+    for (w, slot) in workloads.iter().zip(slots) {
+        let counted = slot.into_inner().ok().flatten().unwrap_or_else(|| {
+            Err(Error::Profiler(format!(
+                "the instructions pass of {w} did not finish (its thread panicked)"
+            )))
+        });
+        let (counts, files) = counted?;
+        log(&format!(
+            "{w}: {} operations counted in {:.1}s ({})",
+            counts.ops,
+            counts.pass_ms.unwrap_or(0) as f64 / 1000.0,
+            files.callgrind_out.display()
+        ));
+        out.push(counts);
+    }
+    log(&format!(
+        "instructions pass: {} workload(s) in {:.1}s, {parallel} at a time",
+        workloads.len(),
+        started.elapsed().as_secs_f64()
+    ));
     Ok(out)
 }
 

@@ -295,6 +295,7 @@ mod tests {
             ],
             functions,
             stacks: Vec::new(),
+            pass_ms: None,
         }
     }
 

@@ -35,14 +35,17 @@ pub fn workload_table(w: &WorkloadResult) -> String {
     out.push_str(&render(&header, &rows));
     if let Some(ic) = &w.instructions {
         out.push_str(&format!(
-            "  instructions: {} operations counted by {}{}, self counts (nested stages excluded)\n",
+            "  instructions: {} operations counted by {}{}, self counts (nested stages excluded){}\n",
             group_digits(ic.ops),
             escape::terminal(&ic.tool),
             if ic.cache_sim {
                 " with cache simulation"
             } else {
                 ""
-            }
+            },
+            ic.pass_ms
+                .map(|ms| format!("; pass {:.1}s", ms as f64 / 1000.0))
+                .unwrap_or_default()
         ));
     }
     out

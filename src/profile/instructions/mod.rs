@@ -133,6 +133,7 @@ pub fn count_workload(
         .env("LC_ALL", "C")
         .env("TMPDIR", tmp.path())
         .current_dir(tmp.path());
+    let started = std::time::Instant::now();
     let output = cmd.output().map_err(|e| Error::Io {
         context: format!("cannot start {}", valgrind.display()),
         source: e,
@@ -158,7 +159,9 @@ pub fn count_workload(
                 exe.display()
             ))
         })?;
-    let (counts, out) = read_counts(&out_file, workload, &report, settings.cache_sim)?;
+    let pass_ms = started.elapsed().as_millis() as u64;
+    let (mut counts, out) = read_counts(&out_file, workload, &report, settings.cache_sim)?;
+    counts.pass_ms = Some(pass_ms);
     let kept = out_dir.join(format!("callgrind-{}.out", workload.name()));
     let note = format!(
         "{} {CHILD_COMMAND} --workload {workload} --ops {ops} (measured operations only, merged by perfcheck)",
@@ -250,6 +253,7 @@ pub fn read_counts(
             stages: segs.stages,
             functions,
             stacks,
+            pass_ms: None,
         },
         out,
     ))
