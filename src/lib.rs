@@ -13,6 +13,7 @@ pub mod compare;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod git;
 pub mod load;
 pub mod machine;

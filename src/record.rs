@@ -243,13 +243,10 @@ impl RunRecord {
             context: format!("cannot encode run record for {}", path.display()),
             source: e,
         })?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json)
-            .and_then(|_| std::fs::rename(&tmp, path))
-            .map_err(|e| Error::Io {
-                context: format!("cannot write {}", path.display()),
-                source: e,
-            })
+        crate::files::write_atomic(path, &json).map_err(|e| Error::Io {
+            context: format!("cannot write {}", path.display()),
+            source: e,
+        })
     }
 
     /// Reads a run record file, refusing layouts this build does not understand.

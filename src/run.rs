@@ -115,8 +115,10 @@ pub fn count_instructions(
     // long pass (consolidation's) never holds a core idle.
     let started = std::time::Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<Result<_, Error>>>> =
-        workloads.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let slots: Vec<std::sync::Mutex<Option<Result<_, Error>>>> = workloads
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
     std::thread::scope(|s| {
         for _ in 0..parallel.min(workloads.len()) {
             s.spawn(|| loop {

@@ -104,6 +104,74 @@ fn one_check_of_identical_binaries_flags_no_instructions() {
 }
 
 #[test]
+fn a_control_calibration_writes_noise_floors_beside_the_store() {
+    let p = Project::new(MINI_GATE, None);
+    // Named like the shipped A/A control, so its rounds count as pairs.
+    std::fs::write(p.path().join("comment-only.patch"), VERSION_PATCH).unwrap();
+    let out = p
+        .cmd()
+        .args([
+            "calibrate",
+            "-p",
+            "mini",
+            "--checks",
+            "2",
+            "--rounds",
+            "3",
+            "-q",
+        ])
+        .args([
+            "--patch",
+            "comment-only.patch",
+            "--no-instructions",
+            "--base-bin",
+        ])
+        .arg(bin())
+        .arg("--variant-bin")
+        .arg(format!("comment-only={}", bin().display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("noise floors:"), "{stdout}");
+    let noise_file = p.store().with_file_name("noise.json");
+    let noise: Value =
+        serde_json::from_str(&std::fs::read_to_string(&noise_file).unwrap()).unwrap();
+    let cal_dir = std::fs::read_dir(p.path().join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    let cal: Value =
+        serde_json::from_str(&std::fs::read_to_string(cal_dir.join("calibration.json")).unwrap())
+            .unwrap();
+    let entries = noise["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{noise}");
+    let e = &entries[0];
+    assert_eq!(e["machine"], cal["machine"]);
+    assert_eq!(e["profile"], "mini");
+    assert_eq!(e["commit"], cal["head"]);
+    let total = &e["metrics"]["recall/total/wall_ns"];
+    // 2 checks x 3 rounds: six base runs, six control pairs.
+    assert_eq!(
+        (total["runs"].as_u64(), total["pairs"].as_u64()),
+        (Some(6), Some(6))
+    );
+    for floor in ["drift", "paired"] {
+        let v = total[floor].as_f64().unwrap();
+        assert!(v.is_finite() && v >= 0.0, "{floor} {v}");
+    }
+    // Exact counts have no floor to measure.
+    assert!(e["metrics"].get("recall/total/allocs").is_none(), "{e}");
+    // A floor file is not a baseline.
+    assert!(!p.store().exists());
+}
+
+#[test]
 fn calibrate_usage_errors_name_the_flag_or_file() {
     let p = Project::new(MINI_GATE, None);
     std::fs::write(p.path().join("same.patch"), VERSION_PATCH).unwrap();

@@ -289,3 +289,69 @@ fn outside_git_check_reports_and_needs_no_baseline() {
             "no baseline: not in a git repository",
         ));
 }
+
+#[test]
+fn floors_measured_by_calibrate_replace_the_default_ones_and_a_damaged_file_stops_the_check() {
+    let p = project();
+    p.save();
+    p.commit("second");
+    let (_, _, first) = check(&p, &[], None);
+    let run_file = common::newest_check_dir(p.path()).join("run.json");
+    let noise_of = |json: &Value, metric: &str| {
+        json["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["metric"] == metric)
+            .unwrap_or_else(|| panic!("no verdict for {metric}"))["noise"]
+            .as_f64()
+            .unwrap()
+    };
+    // Throughput is one value per run (no sampling error can make its verdict "insufficient
+    // data" on a busy machine). One baseline run: the drift used is the floor itself, the
+    // built-in 15%.
+    assert!((noise_of(&first, "recall/total/throughput_ops") - 0.15).abs() < 1e-12);
+    assert!(first.get("noise_floors").is_none());
+
+    // What `calibrate` writes beside the store, for this machine and profile.
+    let machine = first["base"][0]["machine"].as_str().unwrap().to_owned();
+    let noise = serde_json::json!({
+        "schema": 1,
+        "entries": [{
+            "machine": machine, "profile": "mini", "measured_at": "2026-12-01T20:00:00Z",
+            "commit": "c".repeat(40), "span_minutes": 30.0, "confidence": 0.9,
+            "metrics": {
+                "recall/total/throughput_ops": { "drift": 4.5, "paired": 0.5, "runs": 40, "pairs": 20 },
+                "recall/rerank/allocs": { "drift": 50.0, "runs": 40, "pairs": 0 }
+            }
+        }, {
+            "machine": "another machine", "profile": "mini", "measured_at": "t", "commit": "c",
+            "span_minutes": 1.0, "confidence": 0.9,
+            "metrics": { "remember/total/throughput_ops": { "drift": 1.0, "runs": 9, "pairs": 0 } }
+        }]
+    });
+    let file = p.path().join("baselines/noise.json");
+    std::fs::write(&file, serde_json::to_vec(&noise).unwrap()).unwrap();
+    let out = p
+        .cmd()
+        .args(["check", "-q", "--run-file"])
+        .arg(&run_file)
+        .output()
+        .unwrap();
+    assert!(out.status.code().unwrap() <= 1, "{out:?}");
+    let json = newest_check_json(&p.path().join("reports"));
+    assert!((noise_of(&json, "recall/total/throughput_ops") - 0.045).abs() < 1e-12);
+    // Other metrics, another machine's entry and exact counts keep the configured floors.
+    assert!((noise_of(&json, "remember/total/throughput_ops") - 0.15).abs() < 1e-12);
+    assert_eq!(json["noise_floors"]["metrics"], 1);
+    let md = std::fs::read_to_string(common::newest_check_dir(p.path()).join("check.md")).unwrap();
+    assert!(md.contains("Noise floors: 1 metric(s)"), "{md}");
+
+    std::fs::write(&file, b"{\"schema\": 1, \"entries\": [").unwrap();
+    p.cmd()
+        .args(["check", "-q", "--run-file"])
+        .arg(&run_file)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("noise.json").and(predicate::str::contains("calibrate")));
+}

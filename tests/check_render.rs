@@ -244,6 +244,7 @@ fn fixture() -> Comparison {
         paired: None,
         attribution: Vec::new(),
         crosscheck: Vec::new(),
+        noise_floors: None,
     }
 }
 

@@ -39,13 +39,10 @@ pub fn export(runs: &[RunRecord], path: &Path) -> Result<(), Error> {
         context: format!("cannot encode {}", path.display()),
         source: e,
     })?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::Io {
-            context: format!("cannot write {}", path.display()),
-            source: e,
-        })
+    crate::files::write_atomic(path, &bytes).map_err(|e| Error::Io {
+        context: format!("cannot write {}", path.display()),
+        source: e,
+    })
 }
 
 /// Reads an export (or a single `run.json`) and returns its runs, checking every schema.

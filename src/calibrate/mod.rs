@@ -7,6 +7,7 @@
 //! The steps are separate: [`patches`] finds and applies the diffs, [`prepare`] builds the
 //! binaries (or takes given ones), [`run`] runs the checks, [`report`] renders the result.
 
+pub mod noise;
 pub mod patches;
 pub mod report;
 pub mod tally;
@@ -22,6 +23,7 @@ use crate::error::Error;
 use crate::record::RunRecord;
 use crate::workload::Workload;
 
+pub use noise::NoiseSamples;
 pub use patches::Patch;
 pub use tally::{Calibration, VariantTally};
 
@@ -186,11 +188,13 @@ pub fn start(req: &Request) -> Calibration {
 
 /// Runs the checks into `cal`: check 1 of every variant, then check 2, ..., so that a drift of
 /// the machine over the hours touches all variants alike and a stopped run has them all.
-/// `saved` is called after every check (to write calibration.json as it grows).
+/// `saved` is called after every check (to write calibration.json as it grows); `noise`
+/// gathers every session's runs for the floors of noise.json.
 pub fn run(
     req: &Request,
     bins: &Binaries,
     cal: &mut Calibration,
+    noise: &mut NoiseSamples,
     log: &mut dyn FnMut(&str),
     saved: &mut dyn FnMut(&Calibration) -> Result<(), Error>,
 ) -> Result<(), Error> {
@@ -216,7 +220,16 @@ pub fn run(
                 req.rounds
             ));
             let dir = check_dir.join(&v.patch.name);
-            let comparison = one_check(req, &bins.base, bin, base_counts.as_ref(), &dir, log)?;
+            let control = v.patch.name == tally::CONTROL;
+            let comparison = one_check(
+                req,
+                &bins.base,
+                bin,
+                base_counts.as_ref(),
+                &dir,
+                (noise, control),
+                log,
+            )?;
             if cal.machine.is_none() {
                 cal.machine = comparison.base.first().map(|b| b.machine.clone());
             }
@@ -245,13 +258,14 @@ fn count(
 }
 
 /// One paired session of base against a variant, compared and attributed; its check.json is
-/// written into `dir` beside the runs.
+/// written into `dir` beside the runs, its runs go into `noise` (as pairs if a control).
 fn one_check(
     req: &Request,
     base_bin: &Path,
     head_bin: &Path,
     base_counts: Option<&instructions::SideCounts>,
     dir: &Path,
+    (noise, control): (&mut NoiseSamples, bool),
     log: &mut dyn FnMut(&str),
 ) -> Result<Comparison, Error> {
     let side = |label, bin: &Path| session::Side {
@@ -277,12 +291,9 @@ fn one_check(
         instructions::attach(&mut rounds.head, &head_counts);
     }
     let sets = |rs: &[RunRecord]| rs.iter().map(metric_set).collect::<Result<Vec<_>, _>>();
-    let mut comparison = compare_paired(
-        &sets(&rounds.base)?,
-        &sets(&rounds.head)?,
-        &req.thresholds,
-        req.seed,
-    );
+    let (base_sets, head_sets) = (sets(&rounds.base)?, sets(&rounds.head)?);
+    noise.add_session(&base_sets, &head_sets, control);
+    let mut comparison = compare_paired(&base_sets, &head_sets, &req.thresholds, req.seed);
     if let Some(head_run) = rounds.head.first() {
         let bases: Vec<&RunRecord> = rounds.base.iter().collect();
         attribution::explain(&mut comparison, &bases, head_run);

@@ -20,6 +20,7 @@ pub mod attribution;
 pub mod crosscheck;
 pub mod fdr;
 pub mod mde;
+pub mod measured_noise;
 pub mod paired;
 pub mod stats;
 pub mod thresholds;
@@ -115,6 +116,9 @@ pub struct Comparison {
     /// Stages whose instructions and wall time disagree (see [`crosscheck`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub crosscheck: Vec<crosscheck::Disagreement>,
+    /// Set when noise floors measured by `calibrate` replaced the configured ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_floors: Option<measured_noise::NoiseSource>,
 }
 
 /// How a paired A/B comparison was made.
@@ -333,6 +337,7 @@ fn finish(
         paired,
         attribution: Vec::new(),
         crosscheck: Vec::new(),
+        noise_floors: None,
     }
 }
 

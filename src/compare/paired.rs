@@ -234,7 +234,7 @@ fn paired_estimate(
             .map(|(i, (b, h))| (run(b, 2 * i as u64 + 1), run(h, 2 * i as u64 + 2)))
             .collect()
     };
-    let e = PairedEstimate::new(&rounds, t.paired_noise / 100.0)?;
+    let e = PairedEstimate::new(&rounds, limit.paired_noise / 100.0)?;
     v.base = Some(e.base);
     v.head = Some(e.head);
     v.change = Some(e.change());

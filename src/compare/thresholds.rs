@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::measured_noise::{MetricNoise, NoiseEntry};
 use crate::metrics::{MeasureClass, MetricName, MetricPattern};
 
 /// Limits for one kind of measure or one metric pattern; every field is optional so a table
@@ -64,6 +65,9 @@ pub struct Limit {
     pub fail: f64,
     /// Run-to-run drift floor, percent.
     pub noise: f64,
+    /// Drift floor between the interleaved sides of one paired session, percent.
+    #[serde(default)]
+    pub paired_noise: f64,
     /// Whether the metric can be flagged at all.
     pub gate: bool,
     /// Minimum samples per run.
@@ -107,6 +111,10 @@ pub struct Thresholds {
     pub instructions: Limits,
     /// Per-metric overrides keyed by pattern (`recall/*/alloc_bytes`, `*/total/p99_ns`).
     pub overrides: BTreeMap<String, Limits>,
+    /// Floors measured on this machine by `calibrate` ([`Thresholds::with_measured`]); not
+    /// part of perfcheck.toml.
+    #[serde(skip)]
+    pub measured: BTreeMap<String, MetricNoise>,
 }
 
 impl Default for Thresholds {
@@ -124,6 +132,7 @@ impl Default for Thresholds {
             value: Limits::default(),
             instructions: Limits::default(),
             overrides: BTreeMap::new(),
+            measured: BTreeMap::new(),
         }
     }
 }
@@ -191,6 +200,7 @@ impl Thresholds {
             warn,
             fail,
             noise,
+            paired_noise: 1.0,
             gate,
             min_samples: 20,
             min_ns,
@@ -293,6 +303,7 @@ impl Thresholds {
             warn: t.warn.unwrap_or(d.warn),
             fail: t.fail.unwrap_or(d.fail),
             noise: t.noise.unwrap_or(d.noise),
+            paired_noise: self.paired_noise,
             gate: t.gate.unwrap_or(d.gate),
             min_samples: t.min_samples.unwrap_or(d.min_samples),
             min_ns: t.min_ns.unwrap_or(d.min_ns),
@@ -305,7 +316,11 @@ impl Thresholds {
     /// beats an exact measure), else from the kind's table, else the built-in default. If the
     /// result has warn above fail, fail wins (warn = fail).
     pub fn resolve(&self, name: &MetricName) -> Limit {
-        let mut l = self.resolve_class(name.measure().class());
+        let class = name.measure().class();
+        let mut l = self.resolve_class(class);
+        // A floor set in perfcheck.toml is the user's word; a measured one replaces only the
+        // built-in default.
+        let mut noise_set = self.class_table(class).noise.is_some();
         l.max = l.max.or(Thresholds::builtin_max(name.measure()));
         let mut matching: Vec<(MetricPattern, &Limits)> = self
             .overrides
@@ -328,6 +343,7 @@ impl Thresholds {
             }
             if let Some(v) = o.noise {
                 l.noise = v;
+                noise_set = true;
             }
             if let Some(v) = o.gate {
                 l.gate = v;
@@ -343,7 +359,32 @@ impl Thresholds {
             }
         }
         l.warn = l.warn.min(l.fail);
+        if let Some(m) = self.measured.get(&name.to_string()) {
+            if let (Some(d), false) = (m.drift, noise_set) {
+                l.noise = d;
+            }
+            if let Some(p) = m.paired {
+                l.paired_noise = p;
+            }
+        }
         l
+    }
+
+    /// These thresholds with the floors `calibrate` measured on this machine and profile.
+    /// Exact counts keep their floor of zero.
+    pub fn with_measured(&self, entry: &NoiseEntry) -> Thresholds {
+        let mut t = self.clone();
+        t.measured = entry
+            .metrics
+            .iter()
+            .filter(|(name, _)| {
+                MetricName::parse(name)
+                    .map(|n| n.measure().kind() != crate::metrics::MetricKind::Deterministic)
+                    .unwrap_or(false)
+            })
+            .map(|(n, m)| (n.clone(), *m))
+            .collect();
+        t
     }
 }
 
@@ -536,5 +577,50 @@ mod tests {
         assert!(cfg
             .to_string()
             .starts_with("perfcheck.toml: `thresholds.confidence`"));
+    }
+
+    #[test]
+    fn measured_floors_replace_defaults_but_not_what_the_user_set() {
+        use crate::compare::measured_noise::{MetricNoise, NoiseEntry};
+        let noise = |drift, paired| MetricNoise {
+            drift: Some(drift),
+            paired: Some(paired),
+            runs: 40,
+            pairs: 20,
+        };
+        let entry = NoiseEntry {
+            machine: "m".into(),
+            profile: "ab".into(),
+            measured_at: "t".into(),
+            commit: "c".into(),
+            span_minutes: 10.0,
+            confidence: 0.9,
+            metrics: [
+                ("recall/rerank/wall_ns", noise(3.5, 0.4)),
+                ("recall/vector_search/wall_ns", noise(4.5, 2.5)),
+                ("recall/rerank/allocs", noise(7.0, 7.0)),
+            ]
+            .into_iter()
+            .map(|(n, m)| (n.to_owned(), m))
+            .collect(),
+        };
+        let t: Thresholds = toml::from_str(
+            r#"
+            [overrides]
+            "recall/vector_search/wall_ns" = { noise = 12 }
+            "#,
+        )
+        .unwrap();
+        let t = t.with_measured(&entry);
+        let rerank = t.resolve(&name("recall/rerank/wall_ns"));
+        assert_eq!((rerank.noise, rerank.paired_noise), (3.5, 0.4));
+        // The user's floor stays; the paired floor (not set by the user) is measured.
+        let vs = t.resolve(&name("recall/vector_search/wall_ns"));
+        assert_eq!((vs.noise, vs.paired_noise), (12.0, 2.5));
+        // Metrics without a measurement, and exact counts, keep the configured floors.
+        let other = t.resolve(&name("recall/format/wall_ns"));
+        assert_eq!((other.noise, other.paired_noise), (10.0, 1.0));
+        let allocs = t.resolve(&name("recall/rerank/allocs"));
+        assert_eq!((allocs.noise, allocs.paired_noise), (0.0, 1.0));
     }
 }

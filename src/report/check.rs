@@ -213,6 +213,15 @@ pub fn terminal(c: &Comparison, color: bool, all: bool) -> String {
     if let Some(line) = detect::summary(c, &|m| escape::terminal(m)) {
         let _ = writeln!(out, "  {}", paint(DIM, &line));
     }
+    if let Some(n) = &c.noise_floors {
+        let line = format!(
+            "noise floors of {} metric(s) measured by calibrate at {} ({})",
+            n.metrics,
+            escape::terminal(&n.measured_at),
+            escape::terminal(&n.file)
+        );
+        let _ = writeln!(out, "  {}", paint(DIM, &line));
+    }
     out.push_str(&super::attribution::terminal(c));
     let rows: Vec<&Verdict> = if all {
         c.verdicts.iter().collect()
@@ -437,7 +446,23 @@ pub fn markdown(c: &Comparison) -> String {
              and (noise) or (threshold) says which is larger.\n",
         );
     }
+    if let Some(n) = &c.noise_floors {
+        let _ = writeln!(
+            out,
+            "Noise floors: {} metric(s) use the floors `cargo perfcheck calibrate` measured on \
+             this machine for this profile ({}, at {}, in {}); the rest use the configured \
+             floors. The spread a check measures still widens them.",
+            n.metrics,
+            escape::md_text(&n.measured_at),
+            escape::md_code(short(&n.commit)),
+            escape::md_code(&n.file),
+        );
+    }
     out
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..10).unwrap_or(commit)
 }
 
 // ---------------------------------------------------------------------------------------------

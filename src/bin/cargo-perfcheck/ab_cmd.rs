@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use perfcheck::ab::{self, session};
 use perfcheck::check::metric_set;
-use perfcheck::compare::compare_paired;
+use perfcheck::compare::{compare_paired, measured_noise};
 use perfcheck::git::{short_sha, Repo};
 use perfcheck::project::ProjectConfig;
 use perfcheck::Error;
@@ -171,12 +171,21 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
         .iter()
         .map(metric_set)
         .collect::<Result<Vec<_>, _>>()?;
-    let mut comparison = compare_paired(
-        &base_sets,
-        &head_sets,
+    // Floors `calibrate` measured for this machine and profile replace the built-in ones.
+    let machine = rounds
+        .base
+        .first()
+        .map(|r| r.machine.key())
+        .unwrap_or_default();
+    let (thresholds, noise_floors) = measured_noise::apply(
         &project.thresholds,
-        project.check.seed,
-    );
+        &measured_noise::path_beside(&project.store_path(a.store.as_deref())),
+        &machine,
+        &loaded.name,
+        true,
+    )?;
+    let mut comparison = compare_paired(&base_sets, &head_sets, &thresholds, project.check.seed);
+    comparison.noise_floors = noise_floors;
     if let Some(head_run) = rounds.head.first() {
         let bases: Vec<&perfcheck::record::RunRecord> = rounds.base.iter().collect();
         perfcheck::compare::attribution::explain(&mut comparison, &bases, head_run);

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use perfcheck::calibrate::{self, patches, report, Counting, Request, Variant};
+use perfcheck::compare::measured_noise;
 use perfcheck::config::Profile;
 use perfcheck::git::{short_sha, Repo};
 use perfcheck::project::ProjectConfig;
@@ -50,6 +51,13 @@ pub struct CalibrateArgs {
     /// Use FILE as the binary of patch NAME instead of building it (repeatable).
     #[arg(long, value_name = "NAME=FILE")]
     variant_bin: Vec<String>,
+    /// Baseline store whose folder receives noise.json, the measured floors later checks on
+    /// this machine use (default: $PERFCHECK_STORE, perfcheck.toml, baselines/perfcheck.sqlite).
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// Do not write the measured floors to noise.json.
+    #[arg(long)]
+    no_save_noise: bool,
     /// Print only the summary, no progress lines.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -132,14 +140,70 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let mut cal = calibrate::start(&req);
     let mut save = |c: &calibrate::Calibration| write_reports(c, &out_dir);
     save(&cal)?;
-    calibrate::run(&req, &bins, &mut cal, &mut log, &mut save)?;
+    let mut noise = calibrate::NoiseSamples::default();
+    let started = std::time::Instant::now();
+    calibrate::run(&req, &bins, &mut cal, &mut noise, &mut log, &mut save)?;
     println!();
     print!("{}", report::terminal(&cal));
+    if !a.no_save_noise {
+        save_noise(
+            &noise,
+            &cal,
+            &loaded.name,
+            started.elapsed().as_secs_f64() / 60.0,
+            &project.store_path(a.store.as_deref()),
+        )?;
+    }
     println!(
         "calibration report: {} (and calibration.json; each check's runs in check-NNN/)",
         out_dir.join("calibration.md").display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the floors the calibration measured into noise.json beside the store, replacing
+/// this machine's and profile's previous entry.
+fn save_noise(
+    noise: &calibrate::NoiseSamples,
+    cal: &calibrate::Calibration,
+    profile: &str,
+    span_minutes: f64,
+    store: &Path,
+) -> Result<(), Error> {
+    let Some(machine) = &cal.machine else {
+        return Ok(());
+    };
+    let entry = noise.entry(
+        machine,
+        profile,
+        &cal.head,
+        &perfcheck::run::now_rfc3339(),
+        span_minutes,
+    );
+    if entry.metrics.is_empty() {
+        println!(
+            "noise floors: too few runs to measure any (need {} base runs, {} comment-only rounds)",
+            calibrate::noise::MIN_RUNS,
+            calibrate::noise::MIN_PAIRS
+        );
+        return Ok(());
+    }
+    let path = measured_noise::path_beside(store);
+    let mut file = measured_noise::NoiseFile::load(&path)?.unwrap_or_default();
+    let (drift, paired) = entry.metrics.values().fold((0, 0), |(d, p), m| {
+        (
+            d + usize::from(m.drift.is_some()),
+            p + usize::from(m.paired.is_some()),
+        )
+    });
+    file.upsert(entry);
+    file.save(&path)?;
+    println!(
+        "noise floors: {drift} metric(s) between runs, {paired} between paired sides, written to \
+         {} (later checks of profile {profile} on this machine use them)",
+        path.display()
+    );
+    Ok(())
 }
 
 /// The variants asked for (default: all shipped), with their given binaries.

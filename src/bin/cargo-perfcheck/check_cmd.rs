@@ -10,6 +10,7 @@ use perfcheck::baseline::pending::PendingStore;
 use perfcheck::baseline::select::NoBaseline;
 use perfcheck::baseline::sqlite::SqliteStore;
 use perfcheck::check::{check, CheckOutcome};
+use perfcheck::compare::measured_noise;
 use perfcheck::compare::Comparison;
 use perfcheck::git::{short_sha, Repo};
 use perfcheck::project::ProjectConfig;
@@ -34,7 +35,7 @@ pub struct CheckArgs {
     run_file: Option<PathBuf>,
     /// Baseline store file (default: $PERFCHECK_STORE, perfcheck.toml, baselines/perfcheck.sqlite).
     #[arg(long, value_name = "FILE")]
-    store: Option<PathBuf>,
+    pub store: Option<PathBuf>,
     /// Exit 1 when no baseline is found (default: `check.fail_without_baseline`, else exit 0).
     #[arg(long)]
     fail_without_baseline: bool,
@@ -102,6 +103,18 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
         Some(PendingStore::Open(s)) => Some(s),
         _ => read_only.as_ref(),
     };
+    // Floors `calibrate` measured for this machine and profile replace the built-in ones.
+    let (thresholds, noise_floors) = measured_noise::apply(
+        &project.thresholds,
+        &measured_noise::path_beside(&store_path),
+        &head.machine.key(),
+        &head.profile.name,
+        false,
+    )?;
+    let project = ProjectConfig {
+        thresholds,
+        ..project
+    };
     let outcome = match store {
         Some(store) => check(
             store,
@@ -123,6 +136,7 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
             baseline,
             base_records,
         } => {
+            comparison.noise_floors = noise_floors;
             let bases: Vec<&RunRecord> = base_records.iter().collect();
             perfcheck::report::diff_flame::write_for_attribution(
                 &mut comparison,
