@@ -7,8 +7,14 @@ use git2::{BranchType, Oid, Repository, WorktreeAddOptions, WorktreePruneOptions
 
 use crate::error::Error;
 
-/// Name of the linked worktree in the repository's administrative files.
-const NAME: &str = "perfcheck-ab";
+/// Name of the linked worktree at `dir` in the repository's administrative files (and of the
+/// temporary branch that creates it): one per folder, so `check --ab`'s base worktree and
+/// `calibrate`'s scratch checkout never prune each other.
+fn name_for(dir: &Path) -> String {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let hash = crate::compare::stats::stable_hash(&abs.to_string_lossy());
+    format!("perfcheck-{:012x}", hash & 0xffff_ffff_ffff)
+}
 
 fn git_err(what: &str, e: git2::Error) -> Error {
     Error::Paired(format!("{what}: {}", e.message()))
@@ -51,17 +57,19 @@ pub fn checkout(repo_dir: &Path, commit: &str, dir: &Path) -> Result<(), Error> 
 /// Adds the worktree through a temporary branch (libgit2 needs one), deleted again as soon as
 /// the new worktree's HEAD is detached.
 fn create(main: &Repository, oid: Oid, dir: &Path) -> Result<(), Error> {
-    if let Ok(old) = main.find_worktree(NAME) {
+    let name = name_for(dir);
+    let name = name.as_str();
+    if let Ok(old) = main.find_worktree(name) {
         // A worktree of this name whose folder was deleted or moved: forget it first, or adding
         // fails with "already exists".
         let mut opts = WorktreePruneOptions::new();
         opts.valid(true).working_tree(true);
         old.prune(Some(&mut opts))
-            .map_err(|e| git_err("cannot prune the stale perfcheck-ab worktree", e))?;
+            .map_err(|e| git_err(&format!("cannot prune the stale {name} worktree"), e))?;
     }
-    if let Ok(mut b) = main.find_branch(NAME, BranchType::Local) {
+    if let Ok(mut b) = main.find_branch(name, BranchType::Local) {
         b.delete()
-            .map_err(|e| git_err("cannot delete the stale perfcheck-ab branch", e))?;
+            .map_err(|e| git_err(&format!("cannot delete the stale {name} branch"), e))?;
     }
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| Error::Io {
@@ -79,11 +87,11 @@ fn create(main: &Repository, oid: Oid, dir: &Path) -> Result<(), Error> {
         .find_commit(oid)
         .map_err(|e| git_err("base commit", e))?;
     let branch = main
-        .branch(NAME, &commit, true)
-        .map_err(|e| git_err("cannot create the perfcheck-ab branch", e))?;
+        .branch(name, &commit, true)
+        .map_err(|e| git_err(&format!("cannot create the {name} branch"), e))?;
     let mut opts = WorktreeAddOptions::new();
     opts.reference(Some(branch.get()));
-    main.worktree(NAME, dir, Some(&opts))
+    main.worktree(name, dir, Some(&opts))
         .map_err(|e| git_err(&format!("cannot add a worktree at {}", dir.display()), e))?;
     // Detach at once so the branch can go: users should not find a stray branch.
     let wt = Repository::open(dir)
@@ -91,9 +99,9 @@ fn create(main: &Repository, oid: Oid, dir: &Path) -> Result<(), Error> {
     wt.set_head_detached(oid)
         .map_err(|e| git_err("cannot detach the worktree", e))?;
     drop(branch);
-    if let Ok(mut b) = main.find_branch(NAME, BranchType::Local) {
+    if let Ok(mut b) = main.find_branch(name, BranchType::Local) {
         b.delete()
-            .map_err(|e| git_err("cannot delete the perfcheck-ab branch", e))?;
+            .map_err(|e| git_err(&format!("cannot delete the {name} branch"), e))?;
     }
     Ok(())
 }
@@ -129,7 +137,7 @@ mod tests {
         let opened = Repository::open(&wt).unwrap();
         assert_eq!(opened.head().unwrap().target(), Some(first));
         assert!(opened.head_detached().unwrap());
-        assert!(repo.find_branch(NAME, BranchType::Local).is_err());
+        assert!(repo.find_branch(&name_for(&wt), BranchType::Local).is_err());
 
         // Reused, moved, and local edits in the worktree do not survive.
         std::fs::write(wt.join("a.txt"), "edited").unwrap();
@@ -146,6 +154,25 @@ mod tests {
         let main_file = repo.workdir().unwrap().join("a.txt");
         assert_eq!(std::fs::read_to_string(main_file).unwrap(), "two");
         assert_eq!(repo.head().unwrap().target(), Some(second));
+    }
+
+    #[test]
+    fn two_worktrees_in_two_folders_live_side_by_side() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::init(tmp.path().join("r")).unwrap();
+        let first = commit_file(&repo, "a.txt", "one");
+        let second = commit_file(&repo, "a.txt", "two");
+        let ab = tmp.path().join("r/target/perfcheck-ab/src");
+        let cal = tmp.path().join("r/target/perfcheck-calibrate/src");
+        checkout(repo.workdir().unwrap(), &first.to_string(), &ab).unwrap();
+        checkout(repo.workdir().unwrap(), &second.to_string(), &cal).unwrap();
+        // Making the second did not prune the first, folder and all (it did when both had
+        // one name).
+        assert_eq!(std::fs::read_to_string(ab.join("a.txt")).unwrap(), "one");
+        assert_eq!(std::fs::read_to_string(cal.join("a.txt")).unwrap(), "two");
+        assert!(Repository::open(&ab).unwrap().is_worktree());
+        assert!(Repository::open(&cal).unwrap().is_worktree());
+        assert_eq!(repo.worktrees().unwrap().len(), 2);
     }
 
     #[test]

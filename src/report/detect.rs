@@ -8,6 +8,20 @@ use crate::compare::{Comparison, Mde, Verdict};
 use crate::metrics::Measure;
 use crate::report::format::trim;
 
+/// Beyond this the figure only says "nothing short of a doubling": paired checks of 2-3
+/// rounds take t quantiles of 1-2 degrees of freedom (64 at 99% for one), which turn a few
+/// percent of noise into MDEs of thousands of percent.
+const SHOWN_MAX: f64 = 1.0;
+
+/// A smallest detectable effect: `≥ 8.7%`, `≥ 24%`, or `> 100%` beyond [`SHOWN_MAX`].
+fn at_least(x: f64) -> String {
+    if x > SHOWN_MAX {
+        format!("> {}%", trim(100.0 * SHOWN_MAX))
+    } else {
+        format!("≥ {}", pct(x))
+    }
+}
+
 /// A relative effect without sign, to two significant digits: `8.7%`, `24%`, `130%`.
 fn pct(x: f64) -> String {
     let p = 100.0 * x;
@@ -23,7 +37,7 @@ fn pct(x: f64) -> String {
 pub fn md_cell(v: &Verdict) -> String {
     match &v.mde {
         Some(Mde::Statistical(e)) => match e.warn {
-            Some(w) => format!("≥ {} ({})", pct(w), binding(e.binds)),
+            Some(w) => format!("{} ({})", at_least(w), binding(e.binds)),
             None => "never".into(),
         },
         Some(Mde::Exact { warn, .. }) => format!("exact ({}%)", trim(100.0 * warn)),
@@ -35,7 +49,7 @@ pub fn md_cell(v: &Verdict) -> String {
 /// The terminal cell, narrower: `≥ 24%`, `exact`, `unknown`, `-`.
 pub fn terminal_cell(v: &Verdict) -> String {
     match &v.mde {
-        Some(Mde::Statistical(e)) => e.warn.map_or("never".into(), |w| format!("≥ {}", pct(w))),
+        Some(Mde::Statistical(e)) => e.warn.map_or("never".into(), at_least),
         Some(Mde::Exact { .. }) => "exact".into(),
         Some(Mde::Unknown { .. }) => "unknown".into(),
         None => "-".into(),
@@ -123,12 +137,31 @@ pub fn summary(c: &Comparison, code: &dyn Fn(&str) -> String) -> Option<String> 
         let s = if n == 1 { "" } else { "s" };
         parts.push(format!("unknown for {n} metric{s} ({})", why.join(", ")));
     }
+    let few_rounds = c
+        .verdicts
+        .iter()
+        .filter_map(|v| match &v.mde {
+            Some(Mde::Statistical(e)) => e.df,
+            _ => None,
+        })
+        .min()
+        .filter(|df| *df < FEW_DF);
+    if let Some(df) = few_rounds {
+        parts.push(format!(
+            "{} rounds resolve little (t quantiles of {df} degree{} of freedom): use 5 or more",
+            df + 1,
+            if df == 1 { "" } else { "s" }
+        ));
+    }
     Some(format!(
         "Could detect ({}% power): {}",
         trim(100.0 * POWER),
         parts.join(" · ")
     ))
 }
+
+/// Paired tests with fewer degrees of freedom than this get a hint to add rounds.
+const FEW_DF: usize = 4;
 
 fn reason(r: Unknown) -> &'static str {
     match r {
@@ -151,7 +184,11 @@ fn statistical(g: &Group, code: &dyn Fn(&str) -> String) -> String {
     };
     let (worst, worst_name) = &found[n - 1];
     if n == 1 {
-        return format!("{name} ≥ {} ({}), {limited}", pct(*worst), code(worst_name));
+        return format!(
+            "{name} {} ({}), {limited}",
+            at_least(*worst),
+            code(worst_name)
+        );
     }
     let median = if n % 2 == 1 {
         found[n / 2].0
@@ -159,9 +196,9 @@ fn statistical(g: &Group, code: &dyn Fn(&str) -> String) -> String {
         0.5 * (found[n / 2 - 1].0 + found[n / 2].0)
     };
     format!(
-        "{name} ≥ {} (median of {n}; worst ≥ {} on {}), {limited}",
-        pct(median),
-        pct(*worst),
+        "{name} {} (median of {n}; worst {} on {}), {limited}",
+        at_least(median),
+        at_least(*worst),
         code(worst_name)
     )
 }
@@ -247,6 +284,36 @@ mod tests {
         assert_eq!(pct(0.0871), "8.7%");
         assert_eq!(pct(0.2449), "24%");
         assert_eq!(pct(1.3), "130%");
+        assert_eq!(at_least(0.97), "≥ 97%");
+        assert_eq!(at_least(1.3), "> 100%");
         assert_eq!(pct(0.005), "0.5%");
+    }
+
+    #[test]
+    fn a_check_of_two_rounds_says_to_add_rounds() {
+        let two_rounds = |warn: f64| {
+            Some(Mde::Statistical(Effects {
+                power: POWER,
+                statistical: warn,
+                warn: Some(warn),
+                fail: Some(warn),
+                binds: Binding::Noise,
+                df: Some(1),
+            }))
+        };
+        let c = check([
+            two_rounds(24.0),
+            two_rounds(0.8),
+            stat(Some(0.1), Binding::Noise),
+        ]);
+        let line = summary(&c, &|m| m.to_owned()).unwrap();
+        assert_eq!(
+            line,
+            "Could detect (80% power): wall_ns ≥ 80% (median of 3; worst > 100% on \
+             w/a/wall_ns), limited by noise · allocs: exact · 2 rounds resolve little (t \
+             quantiles of 1 degree of freedom): use 5 or more"
+        );
+        assert_eq!(md_cell(&c.verdicts[0]), "> 100% (noise)");
+        assert_eq!(terminal_cell(&c.verdicts[0]), "> 100%");
     }
 }
