@@ -17,6 +17,29 @@ fn bin() -> PathBuf {
 /// A patch against the test project: one line of version.txt (`init`) changes.
 const VERSION_PATCH: &str = "# Changes version.txt only.\n\ndiff --git a/version.txt b/version.txt\n--- a/version.txt\n+++ b/version.txt\n@@ -1 +1 @@\n-init\n\\ No newline at end of file\n+changed\n\\ No newline at end of file\n";
 
+/// Runs `calibrate -p mini -q` with `patch` (a file in the project) and the test binary on
+/// both sides; returns stdout after checking it succeeded.
+fn calibrate(p: &Project, patch: &str, args: &[&str]) -> String {
+    let name = patch.trim_end_matches(".patch");
+    let out = p
+        .cmd()
+        .args(["calibrate", "-p", "mini", "-q", "--patch", patch])
+        .args(args)
+        .arg("--base-bin")
+        .arg(bin())
+        .arg("--variant-bin")
+        .arg(format!("{name}={}", bin().display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn valgrind() -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("valgrind").is_file()))
@@ -31,29 +54,10 @@ fn one_check_of_identical_binaries_flags_no_instructions() {
     } else {
         "--no-instructions"
     };
-    let out = p
-        .cmd()
-        .args([
-            "calibrate",
-            "-p",
-            "mini",
-            "--checks",
-            "1",
-            "--rounds",
-            "2",
-            "-q",
-        ])
-        .args(["--patch", "same.patch", counting, "--base-bin"])
-        .arg(bin())
-        .arg("--variant-bin")
-        .arg(format!("same={}", bin().display()))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = calibrate(
+        &p,
+        "same.patch",
+        &["--checks", "1", "--rounds", "2", counting],
     );
     assert!(stdout.contains("perfcheck calibrate"), "{stdout}");
     let reports: Vec<PathBuf> = std::fs::read_dir(p.path().join("reports"))
@@ -108,34 +112,10 @@ fn a_control_calibration_writes_noise_floors_beside_the_store() {
     let p = Project::new(MINI_GATE, None);
     // Named like the shipped A/A control, so its rounds count as pairs.
     std::fs::write(p.path().join("comment-only.patch"), VERSION_PATCH).unwrap();
-    let out = p
-        .cmd()
-        .args([
-            "calibrate",
-            "-p",
-            "mini",
-            "--checks",
-            "2",
-            "--rounds",
-            "3",
-            "-q",
-        ])
-        .args([
-            "--patch",
-            "comment-only.patch",
-            "--no-instructions",
-            "--base-bin",
-        ])
-        .arg(bin())
-        .arg("--variant-bin")
-        .arg(format!("comment-only={}", bin().display()))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = calibrate(
+        &p,
+        "comment-only.patch",
+        &["--checks", "2", "--rounds", "3", "--no-instructions"],
     );
     assert!(stdout.contains("noise floors:"), "{stdout}");
     let noise_file = p.store().with_file_name("noise.json");
