@@ -47,6 +47,9 @@ pub enum Error {
     /// A profiler (pprof, dhat) could not start or produce its output.
     #[error("profiler: {0}")]
     Profiler(String),
+    /// A chart could not be drawn or written.
+    #[error("{0}")]
+    Chart(String),
     /// A workload name that perfcheck does not know.
     #[error("unknown workload `{0}`: expected one of recall, remember, consolidation, mixed")]
     UnknownWorkload(String),

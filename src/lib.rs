@@ -23,6 +23,7 @@ pub mod project;
 pub mod record;
 pub mod report;
 pub mod run;
+pub mod sqlite_heap;
 pub mod stage;
 pub mod trend;
 pub mod workload;

@@ -72,7 +72,6 @@ impl Chart<'_> {
 
 /// Draws every chart that applies to `r` into `dir`; returns the files written.
 pub fn render_all(r: &LoadReport, dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    crate::profile::heatmap::register_bundled_font()?;
     let mut charts = Vec::new();
     if let Some(run) = &r.run {
         if !run.timeline.is_empty() {
@@ -93,21 +92,20 @@ pub fn render_all(r: &LoadReport, dir: &Path) -> Result<Vec<PathBuf>, Error> {
     }
     let mut out = Vec::new();
     for chart in &charts {
-        let svg = dir.join(format!("{}.svg", chart.stem()));
-        let png = dir.join(format!("{}.png", chart.stem()));
-        write(chart, SVGBackend::new(&svg, (WIDTH, HEIGHT)), &svg)?;
-        write(chart, BitMapBackend::new(&png, (WIDTH, HEIGHT)), &png)?;
+        let (svg, png) = crate::report::chart::write_svg_and_png(chart, &dir.join(chart.stem()))?;
         out.extend([svg, png]);
     }
     Ok(out)
 }
 
-/// Draws `chart` on `backend` and writes it to `path` (the file the backend was made for).
-fn write<DB: DrawingBackend>(chart: &Chart, backend: DB, path: &Path) -> Result<(), Error> {
-    let fail = |e: String| Error::Usage(format!("cannot draw {}: {e}", path.display()));
-    let root = backend.into_drawing_area();
-    chart.draw(&root).map_err(fail)?;
-    root.present().map_err(|e| fail(e.to_string()))
+impl crate::report::chart::Chart for Chart<'_> {
+    fn size(&self) -> (u32, u32) {
+        (WIDTH, HEIGHT)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        Chart::draw(self, root)
+    }
 }
 
 fn ms(ns: u64) -> f64 {

@@ -136,7 +136,7 @@ impl Sampler {
         ResourceSample {
             rss_bytes: rss_pages().unwrap_or(0) * self.page,
             heap_bytes: live_heap(),
-            sqlite_bytes: crate::profile::heatmap::sqlite_memory_used(),
+            sqlite_bytes: crate::sqlite_heap::memory_used(),
             index_bytes: index_bytes as i64,
             cpu_percent,
         }

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use plotters::coord::Shift;
@@ -34,12 +34,6 @@ pub const SAMPLE_PERIOD: Duration = Duration::from_millis(5);
 pub const MAX_COLUMNS: usize = 120;
 /// Live heap is sampled for the growth check every this many measured operations.
 pub const GROWTH_EVERY: u64 = 1_000;
-
-/// SQLite's current heap, process-wide.
-pub fn sqlite_memory_used() -> i64 {
-    // SAFETY: a plain read of SQLite's memory statistics; thread-safe by SQLite's contract.
-    unsafe { rusqlite::ffi::sqlite3_memory_used() }
-}
 
 /// Everything the sampler recorded, at full resolution.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -169,7 +163,7 @@ impl HeatmapHooks {
                 exclude_thread_from_heap_tracking();
                 let mut prev = Vec::new();
                 let sample = |prev: &mut Vec<u64>| {
-                    let sqlite = sqlite_memory_used();
+                    let sqlite = crate::sqlite_heap::memory_used();
                     let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
                     let t = s.start.elapsed().as_secs_f64();
                     s.timeline.push_sample(t, sqlite, prev);
@@ -227,7 +221,7 @@ impl PassHooks for HeatmapHooks {
     fn after_op(&mut self, done: u64) {
         if done % GROWTH_EVERY == 0 {
             let live = heap_live_bytes();
-            let sqlite = sqlite_memory_used();
+            let sqlite = crate::sqlite_heap::memory_used();
             self.lock()
                 .timeline
                 .growth_samples
@@ -335,22 +329,7 @@ impl HeatmapGrid {
             context: format!("cannot write {}", path.display()),
             source: e,
         })?;
-        register_bundled_font()?;
-        let (w, h) = self.size();
-        let svg = dir.join("heatmap.svg");
-        {
-            let root = SVGBackend::new(&svg, (w, h)).into_drawing_area();
-            self.draw(&root)
-                .and_then(|_| root.present().map_err(|e| e.to_string()))
-                .map_err(|e| draw_err(&svg, e))?;
-        }
-        let png = dir.join("heatmap.png");
-        {
-            let root = BitMapBackend::new(&png, (w, h)).into_drawing_area();
-            self.draw(&root)
-                .and_then(|_| root.present().map_err(|e| e.to_string()))
-                .map_err(|e| draw_err(&png, e))?;
-        }
+        crate::report::chart::write_svg_and_png(self, &dir.join("heatmap"))?;
         Ok(())
     }
 
@@ -650,27 +629,14 @@ fn format_seconds(s: f64) -> String {
     }
 }
 
-fn draw_err(path: &Path, e: String) -> Error {
-    Error::Profiler(format!("cannot draw {}: {e}", path.display()))
-}
-
-/// Registers the bundled DejaVu Sans as plotters' `sans-serif`, so charts never need system
-/// fonts (there are none on CI images).
-pub fn register_bundled_font() -> Result<(), Error> {
-    static ONCE: Once = Once::new();
-    static FAILED: AtomicBool = AtomicBool::new(false);
-    ONCE.call_once(|| {
-        let font: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-        if plotters::style::register_font("sans-serif", FontStyle::Normal, font).is_err() {
-            FAILED.store(true, Ordering::Relaxed);
-        }
-    });
-    if FAILED.load(Ordering::Relaxed) {
-        return Err(Error::Profiler(
-            "the bundled font assets/fonts/DejaVuSans.ttf is not a valid font".into(),
-        ));
+impl crate::report::chart::Chart for HeatmapGrid {
+    fn size(&self) -> (u32, u32) {
+        HeatmapGrid::size(self)
     }
-    Ok(())
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        HeatmapGrid::draw(self, root)
+    }
 }
 
 #[cfg(test)]

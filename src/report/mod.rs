@@ -1,6 +1,7 @@
 //! Rendering results for people: terminal tables and number formatting.
 
 pub mod attribution;
+pub mod chart;
 pub mod check;
 pub mod detect;
 pub mod diff_flame;

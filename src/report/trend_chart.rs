@@ -24,22 +24,24 @@ pub fn render(
     subtitle: &str,
     dir: &Path,
 ) -> Result<(PathBuf, PathBuf), Error> {
-    crate::profile::heatmap::register_bundled_font()?;
     let stem = format!("trend-{}", series.metric.to_string().replace('/', "-"));
-    let svg = dir.join(format!("{stem}.svg"));
-    let png = dir.join(format!("{stem}.png"));
-    let fail = |p: &Path, e: String| Error::Usage(format!("cannot draw {}: {e}", p.display()));
-    {
-        let root = SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, series, subtitle).map_err(|e| fail(&svg, e))?;
-        root.present().map_err(|e| fail(&svg, e.to_string()))?;
+    crate::report::chart::write_svg_and_png(&TrendChart { series, subtitle }, &dir.join(stem))
+}
+
+/// One trend series with its subtitle, as a chart.
+struct TrendChart<'a> {
+    series: &'a TrendSeries,
+    subtitle: &'a str,
+}
+
+impl crate::report::chart::Chart for TrendChart<'_> {
+    fn size(&self) -> (u32, u32) {
+        (WIDTH, HEIGHT)
     }
-    {
-        let root = BitMapBackend::new(&png, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, series, subtitle).map_err(|e| fail(&png, e))?;
-        root.present().map_err(|e| fail(&png, e.to_string()))?;
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw(root, self.series, self.subtitle)
     }
-    Ok((svg, png))
 }
 
 fn draw<DB: DrawingBackend>(
