@@ -88,6 +88,11 @@ fn one_check_of_identical_binaries_flags_no_instructions() {
     // The session's comparison sits beside its runs. Identical binaries count almost exactly
     // alike: two passes of one binary were seen to differ by 0.016% on recall/total (hash
     // tables seeded per process probe differently), far below the 0.5% warn threshold.
+    let md = std::fs::read_to_string(dir.join("check-001/same/check.md")).unwrap();
+    assert!(
+        md.contains("paired A/B") || md.contains("Paired A/B"),
+        "{md}"
+    );
     let check: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("check-001/same/check.json")).unwrap(),
     )

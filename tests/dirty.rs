@@ -102,6 +102,10 @@ fn a_store_named_by_flag_at_the_root_is_own_output_but_its_neighbours_are_not() 
         let out = save(tmp.path());
         assert!(out.contains("saved as a baseline of"), "{out}");
     }
+    // calibrate's noise floors beside the store are its own output too.
+    std::fs::write(tmp.path().join("noise.json"), "{}").unwrap();
+    let out = save(tmp.path());
+    assert!(out.contains("saved as a baseline of"), "{out}");
     // The store's folder is the repository's root: a file beside the store still counts.
     std::fs::write(tmp.path().join("notes.txt"), "x").unwrap();
     let out = save(tmp.path());

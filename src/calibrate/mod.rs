@@ -298,10 +298,16 @@ fn one_check(
         let bases: Vec<&RunRecord> = rounds.base.iter().collect();
         attribution::explain(&mut comparison, &bases, head_run);
     }
-    let file = dir.join("check.json");
-    std::fs::write(&file, crate::report::check::json(&comparison)).map_err(|e| Error::Io {
-        context: format!("cannot write {}", file.display()),
-        source: e,
-    })?;
+    // The same two files `check --ab` writes, so any session can be read as a reviewer would.
+    for (name, text) in [
+        ("check.json", crate::report::check::json(&comparison)),
+        ("check.md", crate::report::check::markdown(&comparison)),
+    ] {
+        let file = dir.join(name);
+        std::fs::write(&file, text).map_err(|e| Error::Io {
+            context: format!("cannot write {}", file.display()),
+            source: e,
+        })?;
+    }
     Ok(comparison)
 }
