@@ -22,6 +22,7 @@ pub fn raw_delta_ns(start: u64, end: u64) -> u64 {
     clock().delta_as_nanos(start, end)
 }
 
+#[inline]
 fn clock() -> &'static quanta::Clock {
     static CLOCK: std::sync::OnceLock<quanta::Clock> = std::sync::OnceLock::new();
     CLOCK.get_or_init(quanta::Clock::new)

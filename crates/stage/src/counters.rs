@@ -52,7 +52,8 @@ pub struct AllocSnapshot {
     pub live: i64,
 }
 
-/// Reads this thread's allocation counters (all zero unless [`CountingAlloc`](crate::CountingAlloc) is installed).
+/// Reads this thread's allocation counters (all zero unless
+/// [`CountingAlloc`](crate::CountingAlloc) is installed).
 pub fn alloc_snapshot() -> AllocSnapshot {
     ALLOC
         .try_with(|c| AllocSnapshot {

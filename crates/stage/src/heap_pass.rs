@@ -104,7 +104,7 @@ impl Drop for HeapPass {
 /// Live heap of one label in an attributing heap pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LabelHeap {
-    /// Stage or component name ([`UNLABELLED`] for everything else).
+    /// Stage or component name ([`UNLABELLED`](crate::UNLABELLED) for everything else).
     pub label: &'static str,
     /// Bytes allocated under this label and not freed yet.
     pub live_bytes: i64,
