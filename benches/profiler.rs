@@ -13,7 +13,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use perfcheck::stage::{stage, start_heap_pass, CountingAlloc, HeapPassMode};
+use perfcheck::stage::{
+    register_dhat_allocator, stage, start_heap_pass, CountingAlloc, HeapPassMode,
+};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc::system();
@@ -50,6 +52,7 @@ fn heap_passes(c: &mut Criterion) {
     g.bench_function("dhat", |b| {
         // `testing()`: the profiler keeps its data in memory and writes no file on drop.
         let profiler = dhat::Profiler::builder().testing().build();
+        register_dhat_allocator(&dhat::Alloc);
         let pass = start_heap_pass(HeapPassMode {
             dhat: true,
             attribute: false,

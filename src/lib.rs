@@ -11,7 +11,6 @@ pub mod calibrate;
 pub mod check;
 pub mod compare;
 pub mod config;
-pub mod engine;
 pub mod error;
 pub mod files;
 pub mod git;
@@ -24,11 +23,16 @@ pub mod record;
 pub mod report;
 pub mod run;
 pub mod sqlite_heap;
-pub mod stage;
 pub mod trend;
 pub mod workload;
 
 pub use error::Error;
+
+/// The agent-memory engine (crate `agent_memory`), re-exported so `crate::engine` paths work.
+pub use agent_memory as engine;
+/// The stage instrumentation (crate `perfcheck_stage`), re-exported so `crate::stage` paths
+/// work.
+pub use perfcheck_stage as stage;
 
 // Unit tests count allocations too, so they run under the same allocator as the binary.
 #[cfg(test)]

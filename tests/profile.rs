@@ -68,7 +68,7 @@ fn cpu_profile(dir: &Path, extra: &[&str], slow: Option<&str>) -> PathBuf {
 }
 
 /// Samples per stage from `cpu.folded`, summed the way a script would: each line's count goes
-/// to the innermost `perfcheck::engine::<module>::<stage>` frame.
+/// to the innermost `agent_memory::<module>::<stage>` frame.
 fn stage_samples(folded: &str, stages: &[&str]) -> (BTreeMap<String, u64>, u64) {
     let mut by = BTreeMap::new();
     let mut total = 0;
@@ -77,7 +77,7 @@ fn stage_samples(folded: &str, stages: &[&str]) -> (BTreeMap<String, u64>, u64) 
         let count: u64 = count.parse().expect("a sample count");
         total += count;
         let stage = stack.split(';').rev().find_map(|f| {
-            let rest = f.strip_prefix("perfcheck::engine::")?;
+            let rest = f.strip_prefix("agent_memory::")?;
             let (module, name) = rest.split_once("::")?;
             (!module.contains("::") && stages.contains(&name)).then(|| name.to_owned())
         });
@@ -96,8 +96,8 @@ fn cpu_profile_writes_folded_stacks_flamegraph_and_pprof_with_stage_frames() {
 
     // cpu.folded: stage frames present, and they hold most of the samples.
     let folded = std::fs::read_to_string(dir.join("cpu.folded")).unwrap();
-    assert!(folded.contains("perfcheck::engine::recall::vector_search"));
-    assert!(folded.contains("perfcheck::engine::recall::rerank"));
+    assert!(folded.contains("agent_memory::recall::vector_search"));
+    assert!(folded.contains("agent_memory::recall::rerank"));
     let (by, total) = stage_samples(&folded, RECALL);
     assert!(total >= 100, "{total} samples");
     let staged: u64 = by.iter().filter(|(k, _)| *k != "-").map(|(_, v)| v).sum();
@@ -141,7 +141,7 @@ fn cpu_profile_writes_folded_stacks_flamegraph_and_pprof_with_stage_frames() {
     );
     let names: Vec<&str> = prof.functions.values().map(String::as_str).collect();
     for s in ["vector_search", "rerank"] {
-        let full = format!("perfcheck::engine::recall::{s}");
+        let full = format!("agent_memory::recall::{s}");
         assert!(
             names.iter().any(|n| n.starts_with(&full)),
             "{full} among {} functions",
@@ -241,10 +241,8 @@ fn heap_profile_writes_dhat_json_and_a_heatmap_row_per_allocating_stage() {
     }
     let ftbl = dhat["ftbl"].as_array().unwrap();
     assert!(
-        ftbl.iter().any(|f| f
-            .as_str()
-            .unwrap()
-            .contains("perfcheck::engine::recall::rerank")),
+        ftbl.iter()
+            .any(|f| f.as_str().unwrap().contains("agent_memory::recall::rerank")),
         "a backtrace reaches the rerank stage"
     );
     let rec = json(&only_run(&tmp.path().join("reports")).join("profile.json"));

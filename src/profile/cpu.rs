@@ -22,7 +22,7 @@
 //! - **Symbols.** The release profile keeps `debug = "line-tables-only"`: enough for inlined
 //!   frames and file:line in `profile.pb.gz` at a small binary size; a stripped binary shows
 //!   only libc frames. Stage functions are `#[inline(never)]` and named after their stage, so
-//!   every stage is a real frame (`perfcheck::engine::recall::rerank`).
+//!   every stage is a real frame (`agent_memory::recall::rerank`).
 //! - **Frequency.** 99 Hz by default (not a divisor of common periodic work). The kernel tick
 //!   here is 250 Hz: a higher rate delivers fewer samples than asked, so the achieved rate is
 //!   measured, and the protobuf's period is corrected when it differs by more than 20%.
@@ -408,35 +408,36 @@ fn strip_hash(name: &str) -> &str {
 }
 
 /// Recognises stage frames. A stage frame is the function that opens the stage's guard; it
-/// is named after its stage (`perfcheck::engine::recall::rerank`). Release builds with
-/// line-tables-only debug info name many frames without their path (`rerank`), so a short
-/// name counts only when the frame's source file is the one the stage guard was opened in
-/// ([`StageSite`]), and such frames are renamed to the full path before anything is written.
-/// Methods (`Embedder::embed`) and other crates' functions (`alloc::fmt::format`) never match.
+/// is named after its stage, and the guard's [`StageSite`] (recorded by `stage!`) names its
+/// module, so its full path is `<module>::<stage>` (`agent_memory::recall::rerank`) whatever
+/// crate or file it lives in. Release builds with line-tables-only debug info name many
+/// frames without their path (`rerank`), so a short name counts only when the frame's source
+/// file is the one the stage guard was opened in, and such frames are renamed to the full path
+/// before anything is written. Methods (`Embedder::embed`), same-named functions elsewhere
+/// (`alloc::fmt::format`) and stages without a module in their site (plain `stage()` guards,
+/// or not entered while sites were captured) never match.
 #[derive(Clone, Debug, Default)]
 pub struct StageFrames {
-    crate_prefix: String,
     stages: Vec<String>,
     /// `(stage, file of its guard, full path of its function)`.
     sites: Vec<(String, String, String)>,
 }
 
 impl StageFrames {
-    /// Stage frames of `stages` in the crate `crate_prefix`, with the sites the pass recorded.
-    pub fn new(crate_prefix: &str, stages: &[&str], sites: &[StageSite]) -> Self {
+    /// Stage frames of `stages`, with the sites the pass recorded.
+    pub fn new(stages: &[&str], sites: &[StageSite]) -> Self {
         StageFrames {
-            crate_prefix: crate_prefix.to_owned(),
             stages: stages.iter().map(|s| s.to_string()).collect(),
             sites: sites
                 .iter()
                 .filter(|s| stages.contains(&s.stage))
-                .map(|s| {
-                    let module = module_path_of(s.file, crate_prefix);
-                    (
+                .filter_map(|s| {
+                    let module = s.module?;
+                    Some((
                         s.stage.to_owned(),
                         s.file.to_owned(),
                         format!("{module}::{}", s.stage),
-                    )
+                    ))
                 })
                 .collect(),
         }
@@ -449,22 +450,10 @@ impl StageFrames {
 
     /// The stage a folded frame name stands for.
     pub fn stage_of(&self, frame: &str) -> Option<&str> {
-        if let Some((stage, _, _)) = self.sites.iter().find(|(_, _, full)| full == frame) {
-            return Some(stage);
-        }
-        // Stages without a recorded site: a free function of the crate named like the stage.
-        let path = frame
-            .strip_prefix(self.crate_prefix.as_str())?
-            .strip_prefix("::")?;
-        let (parent, last) = path.rsplit_once("::")?;
-        let parent_last = parent.rsplit("::").next().unwrap_or(parent);
-        if !parent_last.starts_with(|c: char| c.is_ascii_lowercase()) {
-            return None;
-        }
-        self.stages
+        self.sites
             .iter()
-            .map(String::as_str)
-            .find(|s| *s == last && !self.sites.iter().any(|(st, _, _)| st == s))
+            .find(|(_, _, full)| full == frame)
+            .map(|(stage, _, _)| stage.as_str())
     }
 
     /// The full path to give a resolved symbol that is a stage frame under a short name.
@@ -491,36 +480,6 @@ impl StageFrames {
             }
         }
     }
-}
-
-/// `src/engine/recall.rs` -> `perfcheck::engine::recall` for the crate `perfcheck`; files of
-/// other crates (`.../foo-1.2.3/src/a/b.rs`) -> `foo::a::b`.
-pub fn module_path_of(file: &str, crate_prefix: &str) -> String {
-    let file = file.replace('\\', "/");
-    let (krate, rest) = match file.strip_prefix("src/") {
-        Some(rest) => (crate_prefix.to_owned(), rest.to_owned()),
-        None => match file.rsplit_once("/src/") {
-            Some((dir, rest)) => {
-                let name = dir.rsplit('/').next().unwrap_or(dir);
-                // Registry folders are `name-1.2.3`.
-                let name = match name.rsplit_once('-') {
-                    Some((n, v)) if v.starts_with(|c: char| c.is_ascii_digit()) => n,
-                    _ => name,
-                };
-                (name.replace('-', "_"), rest.to_owned())
-            }
-            None => (crate_prefix.to_owned(), file.clone()),
-        },
-    };
-    let rest = rest.strip_suffix(".rs").unwrap_or(&rest);
-    let mut parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
-    if matches!(parts.last(), Some(&"mod") | Some(&"lib") | Some(&"main")) {
-        parts.pop();
-    }
-    std::iter::once(krate.as_str())
-        .chain(parts)
-        .collect::<Vec<_>>()
-        .join("::")
 }
 
 /// Row name of samples with no stage frame on the stack.
@@ -646,43 +605,65 @@ impl CpuSummary {
 mod tests {
     use super::*;
 
-    const STAGES: &[&str] = &["embed_query", "format", "embed", "validate", "cluster"];
+    const STAGES: &[&str] = &[
+        "embed_query",
+        "format",
+        "embed",
+        "validate",
+        "cluster",
+        "load_rows",
+    ];
+
+    fn site(stage: &'static str, file: &'static str, module: Option<&'static str>) -> StageSite {
+        StageSite {
+            stage,
+            file,
+            module,
+        }
+    }
 
     fn frames() -> StageFrames {
         let sites = [
-            StageSite {
-                stage: "embed_query",
-                file: "src/engine/recall.rs",
-            },
-            StageSite {
-                stage: "format",
-                file: "src/engine/recall.rs",
-            },
-            StageSite {
-                stage: "embed",
-                file: "src/engine/remember.rs",
-            },
-            StageSite {
-                stage: "other_pipeline",
-                file: "src/x.rs",
-            },
+            site(
+                "embed_query",
+                "crates/engine/src/recall.rs",
+                Some("agent_memory::recall"),
+            ),
+            site(
+                "format",
+                "crates/engine/src/recall.rs",
+                Some("agent_memory::recall"),
+            ),
+            site(
+                "embed",
+                "crates/engine/src/remember.rs",
+                Some("agent_memory::remember"),
+            ),
+            site(
+                "cluster",
+                "crates/engine/src/consolidate.rs",
+                Some("agent_memory::consolidate"),
+            ),
+            // A plain `stage()` guard: no module, so no frame can be told to be its function.
+            site("validate", "crates/engine/src/consolidate.rs", None),
+            // Another crate, laid out differently: the recorded module is all that counts.
+            site("load_rows", "src/io/rows.rs", Some("other_crate::io")),
+            site("other_pipeline", "src/x.rs", Some("perfcheck::x")),
         ];
-        StageFrames::new("perfcheck", STAGES, &sites)
+        StageFrames::new(STAGES, &sites)
     }
 
     #[test]
     fn only_the_stage_functions_are_stage_frames() {
         let f = frames();
         let s = |n: &str| f.stage_of(n);
-        assert_eq!(s("perfcheck::engine::recall::format"), Some("format"));
-        assert_eq!(s("perfcheck::engine::remember::embed"), Some("embed"));
+        assert_eq!(s("agent_memory::recall::format"), Some("format"));
+        assert_eq!(s("agent_memory::remember::embed"), Some("embed"));
+        assert_eq!(s("agent_memory::consolidate::cluster"), Some("cluster"));
+        assert_eq!(s("other_crate::io::load_rows"), Some("load_rows"));
+        assert_eq!(s("agent_memory::embed::Embedder::embed"), None, "a method");
         assert_eq!(
-            s("perfcheck::engine::embed::Embedder::embed"),
-            None,
-            "a method"
-        );
-        assert_eq!(
-            s("perfcheck::engine::embed::embed"),
+            s("agent_memory::embed::embed"),
             None,
             "not where the guard is"
         );
@@ -692,15 +673,14 @@ mod tests {
             None,
             "short names are qualified before matching"
         );
-        // Stages without a recorded site fall back to the naming rule.
         assert_eq!(
-            s("perfcheck::engine::consolidate::cluster"),
-            Some("cluster")
+            s("agent_memory::consolidate::validate"),
+            None,
+            "a site without a module names no frame"
         );
-        assert_eq!(s("perfcheck::engine::cluster::kmeans"), None);
-        assert_eq!(s("perfcheck::engine::EngineConfig::validate"), None);
-        assert_eq!(s("perfcheckx::a::validate"), None);
-        assert_eq!(s("perfcheck::engine::recall::format::{{closure}}"), None);
+        assert_eq!(s("perfcheck::x::other_pipeline"), None, "not a stage here");
+        assert_eq!(s("agent_memory::cluster::kmeans"), None);
+        assert_eq!(s("agent_memory::recall::format::{{closure}}"), None);
     }
 
     #[test]
@@ -714,9 +694,10 @@ mod tests {
         };
         let mut fr = pprof::Frames {
             frames: vec![
-                vec![sym("embed", "/w/src/engine/embed.rs")],
-                vec![sym("embed_query", "/w/src/engine/recall.rs")],
+                vec![sym("embed", "/w/crates/engine/src/embed.rs")],
+                vec![sym("embed_query", "/w/crates/engine/src/recall.rs")],
                 vec![sym("format", "/rustc/abc/library/alloc/src/fmt.rs")],
+                vec![sym("validate", "/w/crates/engine/src/consolidate.rs")],
             ],
             thread_name: "t".into(),
             thread_id: 1,
@@ -726,27 +707,12 @@ mod tests {
         let names: Vec<String> = fr.frames.iter().map(|x| x[0].name()).collect();
         assert_eq!(
             names,
-            ["embed", "perfcheck::engine::recall::embed_query", "format"]
-        );
-    }
-
-    #[test]
-    fn module_paths_follow_the_file_layout() {
-        assert_eq!(
-            module_path_of("src/engine/recall.rs", "perfcheck"),
-            "perfcheck::engine::recall"
-        );
-        assert_eq!(
-            module_path_of("src/engine/mod.rs", "perfcheck"),
-            "perfcheck::engine"
-        );
-        assert_eq!(module_path_of("src/lib.rs", "perfcheck"), "perfcheck");
-        assert_eq!(
-            module_path_of(
-                "/home/u/.cargo/registry/src/idx/my-crate-1.2.3/src/a/b.rs",
-                "x"
-            ),
-            "my_crate::a::b"
+            [
+                "embed",
+                "agent_memory::recall::embed_query",
+                "format",
+                "validate"
+            ]
         );
     }
 
@@ -757,16 +723,16 @@ mod tests {
             (
                 st(&[
                     "main",
-                    "perfcheck::engine::recall::embed_query",
-                    "perfcheck::engine::embed::Embedder::embed",
+                    "agent_memory::recall::embed_query",
+                    "agent_memory::embed::Embedder::embed",
                 ]),
                 5,
             ),
             (
                 st(&[
                     "main",
-                    "perfcheck::engine::consolidate::cluster",
-                    "perfcheck::engine::recall::format",
+                    "agent_memory::consolidate::cluster",
+                    "agent_memory::recall::format",
                     "alloc::fmt::format",
                 ]),
                 3,
@@ -803,7 +769,7 @@ mod tests {
                 vec![sym(
                     "<pprof::backtrace::backtrace_rs::Trace as pprof::backtrace::Trace>::trace",
                 )],
-                vec![sym("perfcheck::engine::index::scan")],
+                vec![sym("agent_memory::index::scan")],
                 vec![sym("backtrace::keep_me_not_innermost")],
                 vec![sym("main")],
             ],
@@ -816,7 +782,7 @@ mod tests {
         assert_eq!(
             names,
             [
-                "perfcheck::engine::index::scan",
+                "agent_memory::index::scan",
                 "backtrace::keep_me_not_innermost",
                 "main"
             ]
@@ -826,8 +792,8 @@ mod tests {
     #[test]
     fn folded_names_drop_hashes_and_semicolons() {
         assert_eq!(
-            folded_name("perfcheck::engine::recall::rerank::h0123456789abcdef"),
-            "perfcheck::engine::recall::rerank"
+            folded_name("agent_memory::recall::rerank::h0123456789abcdef"),
+            "agent_memory::recall::rerank"
         );
         assert_eq!(
             folded_name("<[u8; 4] as Debug>::fmt"),

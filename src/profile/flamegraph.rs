@@ -105,13 +105,14 @@ fn xml_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::StageSite;
 
     #[test]
     fn renders_a_titled_svg_with_stage_frames() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.svg");
-        let folded = "main;perfcheck::engine::recall::rerank;sqlite3_step 7\n\
-                      main;perfcheck::engine::recall::vector_search 3\n";
+        let folded = "main;agent_memory::recall::rerank;sqlite3_step 7\n\
+                      main;agent_memory::recall::vector_search 3\n";
         let labels = FlameLabels {
             workload: "recall",
             commit: "abc1234",
@@ -119,11 +120,19 @@ mod tests {
             frequency: 99,
             subtitle: "test".into(),
         };
-        let stages = StageFrames::new("perfcheck", &["rerank", "vector_search"], &[]);
+        let site = |stage| StageSite {
+            stage,
+            file: "crates/engine/src/recall.rs",
+            module: Some("agent_memory::recall"),
+        };
+        let stages = StageFrames::new(
+            &["rerank", "vector_search"],
+            &[site("rerank"), site("vector_search")],
+        );
         write_svg(folded, &labels, &stages, &path).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.contains("recall | commit abc1234 | 10 samples at 99 Hz"));
-        assert!(svg.contains("perfcheck::engine::recall::rerank"));
+        assert!(svg.contains("agent_memory::recall::rerank"));
         assert!(svg.contains("rgb(70,130,230)"), "stage frames are blue");
 
         write_svg("", &labels, &StageFrames::default(), &path).unwrap();

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::profile::pass::{PassHooks, Phase};
-use crate::stage::{start_heap_pass, HeapPass, HeapPassMode};
+use crate::stage::{register_dhat_allocator, start_heap_pass, HeapPass, HeapPassMode};
 
 /// Frames kept per DHAT backtrace (dhat's default of 10 often stops below the stage function).
 const BACKTRACE_FRAMES: usize = 24;
@@ -80,6 +80,8 @@ impl DhatHooks {
             .file_name(&self.path)
             .trim_backtraces(Some(BACKTRACE_FRAMES))
             .build();
+        // The stage crate does not depend on dhat; it routes to the allocator given here.
+        register_dhat_allocator(&dhat::Alloc);
         match start_heap_pass(HeapPassMode {
             dhat: true,
             attribute: false,

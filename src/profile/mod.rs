@@ -48,9 +48,6 @@ use self::pass::{drive, PassSpec, Runtime};
 /// Layout version of `profile.json`.
 pub const PROFILE_SCHEMA_VERSION: u32 = 1;
 
-/// The crate whose free functions named like stages are stage frames.
-const CRATE_PREFIX: &str = env!("CARGO_CRATE_NAME");
-
 /// What to profile.
 #[derive(Clone, Debug)]
 pub struct ProfileRequest {
@@ -344,7 +341,7 @@ fn cpu_pass(
 ) -> Result<(CpuSummary, Vec<String>), Error> {
     let sampler = CpuSampler::install(req.frequency, req.block_libc)?;
     let (outcome, window) = drive(spec, &req.profile, corpus, CpuWindow::new(req.frequency))?;
-    let stages = StageFrames::new(CRATE_PREFIX, &outcome.stages, &stage::stage_sites());
+    let stages = StageFrames::new(&outcome.stages, &stage::stage_sites());
     let p = sampler.finish(&window, &stages)?;
     let summary = CpuSummary::new(&p, outcome.ops, &stages);
     let folded = p.folded();

@@ -70,14 +70,14 @@ pub struct Ranked {
 /// Stage `embed_query`: the query's embedding.
 #[inline(never)]
 pub fn embed_query(embedder: &Embedder, query: &str) -> Vec<f32> {
-    let _s = crate::stage::stage("embed_query");
+    let _s = perfcheck_stage::stage!("embed_query");
     embedder.embed(query)
 }
 
 /// Stage `vector_search`: the `n` nearest events by IVF search over `nprobe` lists.
 #[inline(never)]
 pub fn vector_search(index: &IvfIndex, query: &[f32], n: usize, nprobe: usize) -> Vec<Hit> {
-    let _s = crate::stage::stage("vector_search");
+    let _s = perfcheck_stage::stage!("vector_search");
     index.search(query, n, nprobe)
 }
 
@@ -95,7 +95,7 @@ pub fn rerank(
     weights: &RerankWeights,
     now_ts: i64,
 ) -> Result<Vec<Ranked>> {
-    let _s = crate::stage::stage("rerank");
+    let _s = perfcheck_stage::stage!("rerank");
     let query_terms = term_set(query);
     let half_life = weights.recency_half_life_s.max(1.0);
     let mut ranked = Vec::with_capacity(candidates.len());
@@ -161,7 +161,7 @@ struct Why {
 /// Stage `format`: the JSON document a client would receive.
 #[inline(never)]
 pub fn format(query: &str, ranked: &[Ranked]) -> Result<String> {
-    let _s = crate::stage::stage("format");
+    let _s = perfcheck_stage::stage!("format");
     let doc = Rendered {
         query,
         count: ranked.len(),
@@ -188,7 +188,7 @@ pub fn format(query: &str, ranked: &[Ranked]) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::corpus::NewEvent;
+    use crate::corpus::NewEvent;
 
     fn store_with(texts: &[(&str, i64)]) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();

@@ -155,7 +155,7 @@ pub struct Pattern {
 /// Stage `load_events`: up to `limit` pending events, oldest first.
 #[inline(never)]
 pub fn load_events(store: &Store, limit: usize) -> Result<Batch> {
-    let _s = crate::stage::stage("load_events");
+    let _s = perfcheck_stage::stage!("load_events");
     let rows = store.load_pending(limit)?;
     let dim = store.dim();
     let mut b = Batch {
@@ -177,7 +177,7 @@ pub fn load_events(store: &Store, limit: usize) -> Result<Batch> {
 /// Stage `cluster`: k-means over the batch with `k = len / events_per_cluster`.
 #[inline(never)]
 pub fn cluster(batch: &Batch, opts: &ConsolidateOptions) -> KMeans {
-    let _s = crate::stage::stage("cluster");
+    let _s = perfcheck_stage::stage!("cluster");
     let k = (batch.len() / opts.events_per_cluster.max(1)).max(1);
     kmeans(
         &batch.data,
@@ -195,7 +195,7 @@ pub fn cluster(batch: &Batch, opts: &ConsolidateOptions) -> KMeans {
 /// nearest the centroid as representative.
 #[inline(never)]
 pub fn extract_patterns(batch: &Batch, km: &KMeans, opts: &ConsolidateOptions) -> Vec<Pattern> {
-    let _s = crate::stage::stage("extract_patterns");
+    let _s = perfcheck_stage::stage!("extract_patterns");
     let docs: Vec<Vec<String>> = batch
         .texts
         .iter()
@@ -276,7 +276,7 @@ pub struct Validation {
 /// enough salient terms to sign it. Everything else is treated as noise.
 #[inline(never)]
 pub fn validate(patterns: Vec<Pattern>, opts: &ConsolidateOptions) -> Validation {
-    let _s = crate::stage::stage("validate");
+    let _s = perfcheck_stage::stage!("validate");
     let mut v = Validation::default();
     for mut p in patterns {
         let (mut kept, mut kept_sim) = (Vec::new(), Vec::new());
@@ -321,7 +321,7 @@ pub fn store_facts(
     validation: &Validation,
     opts: &ConsolidateOptions,
 ) -> Result<FactWriteStats> {
-    let _s = crate::stage::stage("store_facts");
+    let _s = perfcheck_stage::stage!("store_facts");
     let drafts: Vec<FactDraft> = validation
         .accepted
         .iter()

@@ -470,7 +470,7 @@ impl IvfIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::cluster::{dot, normalize};
+    use crate::cluster::{dot, normalize};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 

@@ -2,8 +2,8 @@
 //! search with hybrid re-ranking, and consolidation of events into facts.
 //!
 //! Every pipeline step is a separate `#[inline(never)]` function opening a
-//! [`stage`](crate::stage::stage) guard, so wall time, CPU time and allocations are attributed to
-//! the canonical stage names (`embed_query`, `vector_search`, ..., `store_facts`).
+//! [`stage!`](perfcheck_stage::stage!) guard, so wall time, CPU time and allocations are
+//! attributed to the canonical stage names (`embed_query`, `vector_search`, ..., `store_facts`).
 //!
 //! Everything is synchronous and deterministic for a given corpus seed and configuration.
 //!
@@ -30,6 +30,7 @@
 //!
 //! Ordering: a remember commits its row before inserting into the index, so every id a search
 //! returns is already readable by rerank (no `MissingEvent` under load).
+#![deny(missing_docs)]
 
 pub mod cache;
 pub mod cluster;
@@ -232,7 +233,7 @@ impl Engine {
     /// Recorded as the stage `load`, which is not part of any measured pipeline. Setup, so it
     /// takes the engine exclusively.
     pub fn load_corpus(&mut self, corpus: &Corpus) -> Result<()> {
-        let _s = crate::stage::stage("load");
+        let _s = perfcheck_stage::stage!("load");
         let existing = self.store.event_count()?;
         if existing > 0 {
             return Err(EngineError::StoreNotEmpty(existing));

@@ -118,7 +118,7 @@ impl Embedder {
             }
             prev = Some(h);
         }
-        crate::engine::cluster::normalize(out);
+        crate::cluster::normalize(out);
     }
 
     #[inline]
@@ -138,7 +138,7 @@ impl Default for Embedder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::cluster::dot;
+    use crate::cluster::dot;
 
     #[test]
     fn fnv1a_known_vectors() {
