@@ -57,17 +57,6 @@ impl Chart<'_> {
             Chart::FindMax(_) => "find-max",
         }
     }
-
-    /// Draws the chart on any backend.
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
-        match *self {
-            Chart::LatencyOverTime(run) => latency_over_time(root, run),
-            Chart::Throughput(run) => throughput(root, run),
-            Chart::Memory(run) => memory(root, run),
-            Chart::Distribution(run) => distribution(root, run),
-            Chart::FindMax(f) => find_max(root, f),
-        }
-    }
 }
 
 /// Draws every chart that applies to `r` into `dir`; returns the files written.
@@ -103,8 +92,14 @@ impl crate::report::chart::Chart for Chart<'_> {
         (WIDTH, HEIGHT)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        Chart::draw(self, root)
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
+        match *self {
+            Chart::LatencyOverTime(run) => latency_over_time(root, run),
+            Chart::Throughput(run) => throughput(root, run),
+            Chart::Memory(run) => memory(root, run),
+            Chart::Distribution(run) => distribution(root, run),
+            Chart::FindMax(f) => find_max(root, f),
+        }
     }
 }
 

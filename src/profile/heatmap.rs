@@ -333,51 +333,6 @@ impl HeatmapGrid {
         Ok(())
     }
 
-    fn size(&self) -> (u32, u32) {
-        let panel = self.rows.len().max(1) as u32 * ROW_H;
-        (WIDTH, TITLE_H + 2 * (PANEL_HEAD + panel + AXIS_H) + 10)
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
-        root.fill(&WHITE).map_err(e)?;
-        let font = |size: u32| ("sans-serif", size).into_font();
-        root.draw(&Text::new(
-            self.title.clone(),
-            (LEFT as i32, 12),
-            font(20).color(&BLACK),
-        ))
-        .map_err(e)?;
-        let panel = self.rows.len().max(1) as u32 * ROW_H;
-        let live: Vec<Vec<f64>> = self
-            .live
-            .iter()
-            .map(|r| r.iter().map(|&v| v as f64).collect())
-            .collect();
-        let top1 = TITLE_H;
-        self.panel(
-            root,
-            top1,
-            "Live heap: highest live bytes of each stage or component within each time bucket",
-            &live,
-            &YL_OR_RD,
-            "live bytes",
-            bytes,
-            |i| format!("peak {}", bytes(self.row_peak[i] as f64)),
-        )?;
-        let top2 = top1 + PANEL_HEAD + panel + AXIS_H;
-        self.panel(
-            root,
-            top2,
-            "Allocation rate: bytes allocated per second",
-            &self.rate,
-            &BLUES,
-            "bytes/s",
-            |v| format!("{}/s", bytes(v)),
-            |i| format!("total {}", bytes(self.row_allocated[i] as f64)),
-        )
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn panel<DB: DrawingBackend>(
         &self,
@@ -631,11 +586,48 @@ fn format_seconds(s: f64) -> String {
 
 impl crate::report::chart::Chart for HeatmapGrid {
     fn size(&self) -> (u32, u32) {
-        HeatmapGrid::size(self)
+        let panel = self.rows.len().max(1) as u32 * ROW_H;
+        (WIDTH, TITLE_H + 2 * (PANEL_HEAD + panel + AXIS_H) + 10)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        HeatmapGrid::draw(self, root)
+        let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+        root.fill(&WHITE).map_err(e)?;
+        let font = |size: u32| ("sans-serif", size).into_font();
+        root.draw(&Text::new(
+            self.title.clone(),
+            (LEFT as i32, 12),
+            font(20).color(&BLACK),
+        ))
+        .map_err(e)?;
+        let panel = self.rows.len().max(1) as u32 * ROW_H;
+        let live: Vec<Vec<f64>> = self
+            .live
+            .iter()
+            .map(|r| r.iter().map(|&v| v as f64).collect())
+            .collect();
+        let top1 = TITLE_H;
+        self.panel(
+            root,
+            top1,
+            "Live heap: highest live bytes of each stage or component within each time bucket",
+            &live,
+            &YL_OR_RD,
+            "live bytes",
+            bytes,
+            |i| format!("peak {}", bytes(self.row_peak[i] as f64)),
+        )?;
+        let top2 = top1 + PANEL_HEAD + panel + AXIS_H;
+        self.panel(
+            root,
+            top2,
+            "Allocation rate: bytes allocated per second",
+            &self.rate,
+            &BLUES,
+            "bytes/s",
+            |v| format!("{}/s", bytes(v)),
+            |i| format!("total {}", bytes(self.row_allocated[i] as f64)),
+        )
     }
 }
 

@@ -454,15 +454,11 @@ pub fn markdown(c: &Comparison) -> String {
              floors. The spread a check measures still widens them.",
             n.metrics,
             escape::md_text(&n.measured_at),
-            escape::md_code(short(&n.commit)),
+            escape::md_code(crate::git::short_sha(&n.commit)),
             escape::md_code(&n.file),
         );
     }
     out
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..10).unwrap_or(commit)
 }
 
 // ---------------------------------------------------------------------------------------------
