@@ -47,13 +47,7 @@ fn bin() -> PathBuf {
 
 /// The check.json of the only (or newest) A/B session, and its folder.
 fn session(p: &Project) -> (Value, PathBuf) {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(p.path().join("reports/ab"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|d| d.join("check.json").exists())
-        .collect();
-    dirs.sort();
-    let dir = dirs.pop().expect("an A/B session folder");
+    let dir = common::newest_check_in(&p.path().join("reports/ab"));
     let json = serde_json::from_str(&std::fs::read_to_string(dir.join("check.json")).unwrap());
     (json.unwrap(), dir)
 }

@@ -184,7 +184,13 @@ pub fn only_run(reports: &Path) -> PathBuf {
 
 /// The newest report folder under `root/reports` that holds a check.json.
 pub fn newest_check_dir(root: &Path) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("reports"))
+    newest_check_in(&root.join("reports"))
+}
+
+/// The sub-folder of `reports` whose check.json was written last. By write time, not by name:
+/// two runs started in the same second differ only in their random tags.
+pub fn newest_check_in(reports: &Path) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(reports)
         .expect("reports folder exists")
         .map(|e| e.unwrap().path())
         .filter(|d| d.join("check.json").exists())
