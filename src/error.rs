@@ -50,9 +50,17 @@ pub enum Error {
     /// A chart could not be drawn or written.
     #[error("{0}")]
     Chart(String),
-    /// A workload name that perfcheck does not know.
-    #[error("unknown workload `{0}`: expected one of recall, remember, consolidation, mixed")]
-    UnknownWorkload(String),
+    /// A workload name the harness does not register (--workload or a profile's list).
+    #[error("unknown workload `{name}`: expected one of {available}")]
+    UnknownWorkload {
+        /// The name given.
+        name: String,
+        /// Comma-separated names that are registered.
+        available: String,
+    },
+    /// A workload's setup, preparation or operation failed.
+    #[error("{0}")]
+    Workload(String),
     /// The engine under test failed.
     #[error("engine: {0}")]
     Engine(#[from] crate::engine::EngineError),

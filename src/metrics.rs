@@ -676,7 +676,7 @@ fn workload_metrics(
     counting: bool,
     out: &mut Vec<Metric>,
 ) -> Result<(), NameError> {
-    let wl = w.workload.name();
+    let wl = w.workload.as_str();
     if let Some(ic) = &w.instructions {
         for s in &ic.stages {
             out.push(Metric::from_samples(
@@ -856,7 +856,7 @@ mod tests {
         }
         let (stages, samples) = c.finish();
         WorkloadResult {
-            workload: crate::workload::Workload::Recall,
+            workload: "recall".into(),
             ops: 100,
             warmup_ops: 0,
             cpu_sampled_ops: 10,

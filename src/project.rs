@@ -27,6 +27,10 @@ pub struct ProjectConfig {
     /// Thresholds per kind of measure and per metric (see [`crate::compare::thresholds`]).
     #[serde(default)]
     pub thresholds: Thresholds,
+    /// Which target is the harness (`[harness]`; default: an example or bench named
+    /// `perfcheck`).
+    #[serde(default)]
+    pub harness: crate::harness::locate::HarnessConfig,
     /// Where the file was read from (`None` when absent).
     #[serde(skip)]
     pub origin: Option<PathBuf>,

@@ -8,7 +8,6 @@ use crate::config::Profile;
 use crate::error::Error;
 use crate::git::GitInfo;
 use crate::machine::Machine;
-use crate::workload::Workload;
 
 /// Version of the run record layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -74,8 +73,8 @@ impl RunRecord {
 /// What one workload measured.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WorkloadResult {
-    /// Which workload.
-    pub workload: Workload,
+    /// Which workload (its registered name).
+    pub workload: String,
     /// Measured operations (wall-time statistics use the ones not CPU-sampled).
     pub ops: u64,
     /// Operations run before measuring.
@@ -307,7 +306,7 @@ impl RunRecord {
     }
 
     /// The result of one workload, if it ran.
-    pub fn workload(&self, w: Workload) -> Option<&WorkloadResult> {
+    pub fn workload(&self, w: &str) -> Option<&WorkloadResult> {
         self.workloads.iter().find(|r| r.workload == w)
     }
 }

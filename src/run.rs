@@ -3,21 +3,22 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use std::sync::Arc;
+
 use crate::config::{InstructionsSettings, Profile};
-use crate::engine::corpus::Corpus;
 use crate::error::Error;
 use crate::git::GitInfo;
+use crate::harness::{Configured, Harness};
 use crate::record::RunRecord;
 use crate::stage;
 use crate::workload::runner::run_workload;
-use crate::workload::Workload;
 
 /// What to run.
 pub struct RunRequest {
     /// The profile (sizes, counts, engine settings).
     pub profile: Profile,
-    /// Workloads to run; empty means the profile's list.
-    pub workloads: Vec<Workload>,
+    /// Workloads to run; empty means the profile's list (else every registered one).
+    pub workloads: Vec<String>,
     /// Folder that receives `<run-id>/run.json`.
     pub reports_dir: PathBuf,
     /// Directory whose git repository identifies the commit.
@@ -34,7 +35,7 @@ pub struct RunRequest {
 /// How to count instructions: which binary runs the pass (the one being measured) and how.
 #[derive(Clone, Debug)]
 pub struct InstructionsPlan {
-    /// A `cargo-perfcheck` binary (normally this process's own).
+    /// A harness binary (normally this process's own).
     pub exe: PathBuf,
     /// Operations and cache simulation.
     pub settings: InstructionsSettings,
@@ -48,32 +49,54 @@ pub struct RunOutcome {
     pub dir: PathBuf,
 }
 
-/// Runs every requested workload, then writes `reports/<run-id>/run.json`. `log` receives
-/// progress lines.
-pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome, Error> {
-    let workloads = if req.workloads.is_empty() {
-        req.profile.workloads.clone()
-    } else {
-        req.workloads.clone()
-    };
+/// A workload the instructions pass counts, and how many operations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counted {
+    /// The workload's name.
+    pub name: String,
+    /// Operations counted.
+    pub ops: u64,
+}
+
+impl Counted {
+    /// What the pass counts of each of `workloads` under `settings`.
+    pub fn plan(
+        workloads: &[Arc<dyn Configured>],
+        settings: &InstructionsSettings,
+    ) -> Vec<Counted> {
+        workloads
+            .iter()
+            .map(|w| Counted {
+                name: w.name().to_owned(),
+                ops: w.counted_ops(settings),
+            })
+            .collect()
+    }
+}
+
+/// Runs every requested workload of `harness`, then writes `reports/<run-id>/run.json`.
+/// `log` receives progress lines.
+pub fn execute(
+    req: &RunRequest,
+    harness: &Harness,
+    log: &mut dyn FnMut(&str),
+) -> Result<RunOutcome, Error> {
+    let workloads = harness.resolve(&req.profile, &req.workloads)?;
     let created_at = now_rfc3339();
     let git = GitInfo::discover_ignoring(&req.repo_dir, &own_output(req));
 
     let knob = stage::slowdown_scope(req.slowdown.as_ref().map(|(s, p)| (s.as_str(), *p)));
-    log(&format!(
-        "profile {}: generating corpus ({} events, seed {})",
-        req.profile.name, req.profile.corpus.events, req.profile.corpus.seed
-    ));
-    let corpus = Corpus::generate(&req.profile.corpus)?;
+    log(&format!("profile {}", req.profile.name));
     let mut results: Vec<crate::record::WorkloadResult> = Vec::with_capacity(workloads.len());
     for w in &workloads {
-        results.push(run_workload(*w, &req.profile, &corpus, log)?);
+        results.push(run_workload(w.as_ref(), &req.profile, log)?);
     }
     drop(knob);
 
     let (run_id, dir) = create_run_dir(&req.reports_dir, &created_at, git.as_ref())?;
     if let Some(plan) = &req.instructions {
-        let counts = count_instructions(plan, &req.profile, &workloads, &dir, log)?;
+        let counted = Counted::plan(&workloads, &plan.settings);
+        let counts = count_instructions(plan, &req.profile, &counted, &dir, log)?;
         for (r, c) in results.iter_mut().zip(counts) {
             r.instructions = Some(c);
         }
@@ -96,19 +119,19 @@ pub fn execute(req: &RunRequest, log: &mut dyn FnMut(&str)) -> Result<RunOutcome
 pub fn count_instructions(
     plan: &InstructionsPlan,
     profile: &Profile,
-    workloads: &[Workload],
+    workloads: &[Counted],
     dir: &Path,
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<crate::record::InstructionCounts>, Error> {
-    use crate::profile::instructions::{count_workload, ops_for};
+    use crate::profile::instructions::count_workload;
     let parallel = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 2);
     for w in workloads {
         log(&format!(
-            "{w}: counting instructions of {} operations under callgrind",
-            ops_for(*w, &plan.settings)
+            "{}: counting instructions of {} operations under callgrind",
+            w.name, w.ops
         ));
     }
     // A queue, not fixed pairs: a worker that finishes takes the next workload at once, so a
@@ -124,7 +147,8 @@ pub fn count_instructions(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(w) = workloads.get(i) else { break };
-                let counted = count_workload(&plan.exe, profile, *w, &plan.settings, dir);
+                let counted =
+                    count_workload(&plan.exe, profile, &w.name, w.ops, &plan.settings, dir);
                 if let Ok(mut slot) = slots[i].lock() {
                     *slot = Some(counted);
                 }
@@ -135,12 +159,14 @@ pub fn count_instructions(
     for (w, slot) in workloads.iter().zip(slots) {
         let counted = slot.into_inner().ok().flatten().unwrap_or_else(|| {
             Err(Error::Profiler(format!(
-                "the instructions pass of {w} did not finish (its thread panicked)"
+                "the instructions pass of {} did not finish (its thread panicked)",
+                w.name
             )))
         });
         let (counts, files) = counted?;
         log(&format!(
-            "{w}: {} operations counted in {:.1}s ({})",
+            "{}: {} operations counted in {:.1}s ({})",
+            w.name,
             counts.ops,
             counts.pass_ms.unwrap_or(0) as f64 / 1000.0,
             files.callgrind_out.display()

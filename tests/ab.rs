@@ -42,7 +42,7 @@ fn recorded_order(check: &Value) -> Vec<String> {
 }
 
 fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("cargo-perfcheck")
+    common::harness_bin()
 }
 
 /// The check.json of the only (or newest) A/B session, and its folder.

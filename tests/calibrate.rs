@@ -11,7 +11,7 @@ use predicates::prelude::*;
 use serde_json::Value;
 
 fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("cargo-perfcheck")
+    common::harness_bin()
 }
 
 /// A patch against the test project: one line of version.txt (`init`) changes.

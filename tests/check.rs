@@ -4,7 +4,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use common::{Project, MINI_GATE};
 use predicates::prelude::*;
 use serde_json::Value;
@@ -246,7 +245,7 @@ fn a_shallow_clone_says_its_history_is_cut() {
         .unwrap();
     assert!(status.success());
     let dir = clone.path().join("c");
-    let mut c = Command::cargo_bin("cargo-perfcheck").unwrap();
+    let mut c = common::launcher();
     c.current_dir(&dir)
         .env_remove("PERFCHECK_SLOW_STAGE")
         .env("PERFCHECK_STORE", &store)
@@ -277,8 +276,7 @@ fn outside_git_check_reports_and_needs_no_baseline() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("profiles")).unwrap();
     std::fs::write(dir.path().join("profiles/mini.toml"), MINI_GATE).unwrap();
-    Command::cargo_bin("cargo-perfcheck")
-        .unwrap()
+    common::launcher()
         .current_dir(dir.path())
         .env_remove("PERFCHECK_STORE")
         .env_remove("PERFCHECK_SLOW_STAGE")

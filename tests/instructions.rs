@@ -232,7 +232,7 @@ fn newest_check(root: &Path) -> Value {
 fn a_paired_check_counts_each_side_once_and_same_code_is_exactly_unchanged() {
     let p = Project::new(MINI_COUNTED, None);
     p.commit("second");
-    let bin = assert_cmd::cargo::cargo_bin("cargo-perfcheck");
+    let bin = common::harness_bin();
     let out = p
         .cmd()
         .args([

@@ -313,8 +313,7 @@ fn soak_ci_runs_the_soak_code_path_for_a_minute() {
     let out = within(Duration::from_secs(900), {
         let path = dir.path().to_path_buf();
         move || {
-            assert_cmd::Command::cargo_bin("cargo-perfcheck")
-                .unwrap()
+            common::launcher()
                 .current_dir(&path)
                 .env_remove("PERFCHECK_STORE")
                 .args(["load", "-p", "soak-ci", "-q"])

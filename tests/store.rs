@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use common::{Project, MINI_REMEMBER};
 use predicates::prelude::*;
 
@@ -91,8 +90,7 @@ fn outside_a_repository_the_run_reports_but_is_not_saved() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("profiles")).unwrap();
     std::fs::write(dir.path().join("profiles/mini.toml"), MINI_REMEMBER).unwrap();
-    Command::cargo_bin("cargo-perfcheck")
-        .unwrap()
+    common::launcher()
         .current_dir(dir.path())
         .env_remove("PERFCHECK_STORE")
         .args(["run", "-p", "mini", "-q", "--save"])
@@ -110,7 +108,7 @@ fn a_save_killed_mid_transaction_leaves_earlier_runs_intact() {
     // Outside the work tree, or the next run would be dirty.
     let marker_dir = tempfile::tempdir().unwrap();
     let marker = marker_dir.path().join("holding");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cargo-perfcheck"))
+    let mut child = std::process::Command::new(common::harness_bin())
         .current_dir(p.path())
         .env("PERFCHECK_TEST_HOLD_SAVE", &marker)
         .env_remove("PERFCHECK_STORE")
@@ -157,7 +155,7 @@ fn concurrent_saves_into_a_new_store_both_succeed() {
     for round in 0..4 {
         let store = dir.join(format!("race-{round}.sqlite"));
         let spawn = |file: &Path| {
-            std::process::Command::new(assert_cmd::cargo::cargo_bin("cargo-perfcheck"))
+            std::process::Command::new(common::harness_bin())
                 .current_dir(&dir)
                 .args(["baseline", "import"])
                 .arg(file)

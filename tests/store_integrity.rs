@@ -12,7 +12,7 @@ use common::{Project, MINI_REMEMBER};
 use predicates::prelude::*;
 
 fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("cargo-perfcheck")
+    common::harness_bin()
 }
 
 fn text(out: &Output) -> (String, String) {

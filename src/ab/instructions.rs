@@ -7,17 +7,17 @@ use std::path::Path;
 use crate::config::{InstructionsSettings, Profile};
 use crate::error::Error;
 use crate::record::{InstructionCounts, RunRecord};
-use crate::workload::Workload;
+use crate::run::Counted;
 
 /// One side's counts per workload.
-pub type SideCounts = Vec<(Workload, InstructionCounts)>;
+pub type SideCounts = Vec<(String, InstructionCounts)>;
 
-/// Runs the instructions pass of every workload with `bin` (a `cargo-perfcheck` binary of one
+/// Runs the instructions pass of every workload with `bin` (a harness binary of one
 /// side), writing its callgrind files into `dir`.
 pub fn count_side(
     bin: &Path,
     profile: &Profile,
-    workloads: &[Workload],
+    workloads: &[Counted],
     settings: &InstructionsSettings,
     dir: &Path,
     log: &mut dyn FnMut(&str),
@@ -31,7 +31,11 @@ pub fn count_side(
         settings: settings.clone(),
     };
     let counts = crate::run::count_instructions(&plan, profile, workloads, dir, log)?;
-    Ok(workloads.iter().copied().zip(counts).collect())
+    Ok(workloads
+        .iter()
+        .map(|w| w.name.clone())
+        .zip(counts)
+        .collect())
 }
 
 /// Attaches a side's counts to each of its round records.

@@ -21,7 +21,6 @@ use crate::compare::{attribution, compare_paired, Comparison, Thresholds};
 use crate::config::{InstructionsSettings, Profile};
 use crate::error::Error;
 use crate::record::RunRecord;
-use crate::workload::Workload;
 
 pub use noise::NoiseSamples;
 pub use patches::Patch;
@@ -53,8 +52,8 @@ pub struct Variant {
 pub struct Counting {
     /// The loaded profile.
     pub profile: Profile,
-    /// Workloads counted.
-    pub workloads: Vec<Workload>,
+    /// Workloads counted, and how many operations of each.
+    pub workloads: Vec<crate::run::Counted>,
     /// The pass's settings.
     pub settings: InstructionsSettings,
 }
@@ -66,6 +65,8 @@ pub struct Request {
     pub repo_root: PathBuf,
     /// The commit (HEAD) every binary is built from.
     pub head: String,
+    /// The harness target built for each binary not given (`None`: none could be found).
+    pub harness: Option<crate::harness::locate::HarnessTarget>,
     /// Variants, in report order.
     pub variants: Vec<Variant>,
     /// A prebuilt binary of unpatched HEAD (`--base-bin`).
@@ -104,6 +105,15 @@ pub struct Binaries {
 pub fn prepare(req: &Request, log: &mut dyn FnMut(&str)) -> Result<Binaries, Error> {
     let src = req.work_dir.join("src");
     let target = req.work_dir.join("target");
+    let harness = || {
+        req.harness.as_ref().ok_or_else(|| {
+            Error::Usage(
+                "calibrate: no harness target found to build (give --base-bin and \
+                 --variant-bin, or run in a package with a perfcheck harness)"
+                    .into(),
+            )
+        })
+    };
     ab::worktree::checkout(&req.repo_root, &req.head, &src)?;
     for v in &req.variants {
         patches::check_applies(&v.patch.file, &src)?;
@@ -111,8 +121,8 @@ pub fn prepare(req: &Request, log: &mut dyn FnMut(&str)) -> Result<Binaries, Err
     let base = match &req.base_bin {
         Some(b) => b.clone(),
         None => {
-            log("building unpatched HEAD (release) as the base");
-            let built = ab::build::build_base(&src, &target)?;
+            log("building unpatched HEAD as the base");
+            let built = ab::build::build_base(harness()?, &req.repo_root, &src, &target)?;
             keep(&built, &req.work_dir.join("bin/base"))?
         }
     };
@@ -125,8 +135,8 @@ pub fn prepare(req: &Request, log: &mut dyn FnMut(&str)) -> Result<Binaries, Err
                 ab::worktree::checkout(&req.repo_root, &req.head, &src)?;
                 patches::apply(&v.patch.file, &src)?;
                 dirty = true;
-                log(&format!("building {} (release)", v.patch.name));
-                let built = ab::build::build_base(&src, &target)?;
+                log(&format!("building {}", v.patch.name));
+                let built = ab::build::build_base(harness()?, &req.repo_root, &src, &target)?;
                 keep(&built, &req.work_dir.join("bin").join(&v.patch.name))?
             }
         };

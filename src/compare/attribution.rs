@@ -184,9 +184,7 @@ pub fn attribute_flagged(
             continue;
         }
         done.push(key);
-        let Ok(w) = v.metric.workload().parse::<crate::workload::Workload>() else {
-            continue;
-        };
+        let w = v.metric.workload();
         let Some(h) = head.workload(w).and_then(|r| r.instructions.as_ref()) else {
             continue;
         };

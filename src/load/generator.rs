@@ -33,8 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use super::resources::{self, ResourceSample, Sampler};
 use super::schedule::{PhaseWindow, Schedule};
-use crate::config::Mix;
 use crate::engine::corpus::{EventStream, NewEvent};
+use crate::engine::settings::Mix;
 use crate::engine::{ConsolidateOptions, Engine};
 use crate::error::Error;
 

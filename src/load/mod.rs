@@ -173,7 +173,7 @@ pub struct LoadReport {
     /// Settings in effect.
     pub settings: LoadSettings,
     /// Operation mix in effect.
-    pub mix: crate::config::Mix,
+    pub mix: crate::engine::settings::Mix,
     /// Events stored when measuring started.
     pub events_at_start: u64,
     /// The phased run (absent for `--find-max`).
@@ -224,15 +224,28 @@ pub fn execute(
         path: format!("<profile {}>", req.profile.name).into(),
         message: m,
     })?;
-    let mix = req.profile.mix.clone();
+    // The engine's own sections of the profile (the load test drives the engine directly).
+    let table = serde_json::Value::Object(crate::harness::erased::workload_table(&req.profile));
+    let engine_settings: crate::engine::settings::WorkloadSettings = serde_json::from_value(table)
+        .map_err(|e| Error::Config {
+            path: req.profile.origin(),
+            message: format!("engine settings: {e}"),
+        })?;
+    engine_settings
+        .validate()
+        .map_err(|message| Error::Config {
+            path: req.profile.origin(),
+            message,
+        })?;
+    let mix = engine_settings.mix.clone();
     let created_at = crate::run::now_rfc3339();
     let git = GitInfo::discover(&req.repo_dir);
 
     log(&format!(
         "profile {}: generating corpus ({} events, seed {})",
-        req.profile.name, req.profile.corpus.events, req.profile.corpus.seed
+        req.profile.name, engine_settings.corpus.events, engine_settings.corpus.seed
     ));
-    let corpus = Corpus::generate(&req.profile.corpus)?;
+    let corpus = Corpus::generate(&engine_settings.corpus)?;
     if corpus.queries.is_empty() && mix.recall > 0 {
         return Err(Error::Config {
             path: format!("<profile {}>", req.profile.name).into(),
@@ -243,7 +256,10 @@ pub fn execute(
         context: "cannot create a temporary directory for the engine database".into(),
         source: e,
     })?;
-    let mut engine = Engine::open(tmp.path().join("engine.sqlite"), req.profile.engine.clone())?;
+    let mut engine = Engine::open(
+        tmp.path().join("engine.sqlite"),
+        engine_settings.engine.clone(),
+    )?;
     log(&format!(
         "loading {} events and consolidating them (steady state)",
         corpus.events.len()

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Mix;
+use crate::engine::settings::Mix;
 
 /// Highest offered rate, ops/s: of `load.rate`, of any phase, and of `--rate`.
 pub const MAX_RATE: f64 = 10_000_000.0;

@@ -29,13 +29,12 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Profile;
-use crate::engine::corpus::Corpus;
 use crate::error::Error;
 use crate::git::GitInfo;
+use crate::harness::{Configured, Harness};
 use crate::machine::Machine;
 use crate::report::format::group_digits;
 use crate::stage;
-use crate::workload::Workload;
 
 use self::cpu::{CpuSampler, CpuSummary, CpuWindow, StageFrames};
 use self::flamegraph::FlameLabels;
@@ -53,8 +52,8 @@ pub const PROFILE_SCHEMA_VERSION: u32 = 1;
 pub struct ProfileRequest {
     /// The profile (sizes, counts, engine settings).
     pub profile: Profile,
-    /// Workloads; empty means the profile's list.
-    pub workloads: Vec<Workload>,
+    /// Workloads; empty means the profile's list (else every registered one).
+    pub workloads: Vec<String>,
     /// Run the CPU pass.
     pub cpu: bool,
     /// Run the DHAT and heatmap passes.
@@ -95,8 +94,8 @@ pub struct HeapRow {
 /// Everything profiled for one workload.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WorkloadProfile {
-    /// The workload.
-    pub workload: Workload,
+    /// The workload's name.
+    pub workload: String,
     /// Folder with its files.
     pub dir: PathBuf,
     /// Stages its measured operations entered.
@@ -162,6 +161,7 @@ times come from `cargo perfcheck run`, which runs without profilers";
 /// Profiles every requested workload and writes `reports/<run-id>/`. `log` gets progress lines.
 pub fn execute(
     req: &ProfileRequest,
+    harness: &Harness,
     log: &mut dyn FnMut(&str),
 ) -> Result<(ProfileRecord, PathBuf), Error> {
     cpu::check_frequency(req.frequency)?;
@@ -170,11 +170,7 @@ pub fn execute(
             "--ops 0: expected at least 1 measured operation per pass".into(),
         ));
     }
-    let workloads = if req.workloads.is_empty() {
-        req.profile.workloads.clone()
-    } else {
-        req.workloads.clone()
-    };
+    let workloads = harness.resolve(&req.profile, &req.workloads)?;
     let created_at = crate::run::now_rfc3339();
     let git = GitInfo::discover(&req.repo_dir);
     let (_, dir) = crate::run::create_run_dir(&req.reports_dir, &created_at, git.as_ref())?;
@@ -182,15 +178,9 @@ pub fn execute(
         Some(g) => format!("{}{}", g.short(), if g.dirty { " (dirty)" } else { "" }),
         None => "(no git repository)".into(),
     };
-    log(&format!(
-        "profile {}: generating corpus ({} events, seed {})",
-        req.profile.name,
-        group_digits(req.profile.corpus.events as u64),
-        req.profile.corpus.seed
-    ));
-    let corpus = Arc::new(Corpus::generate(&req.profile.corpus)?);
+    log(&format!("profile {}", req.profile.name));
     let knob = stage::slowdown_scope(req.slowdown.as_ref().map(|(s, p)| (s.as_str(), *p)));
-    let result = profile_all(req, &workloads, &corpus, &dir, &commit, log);
+    let result = profile_all(req, &workloads, &dir, &commit, log);
     drop(knob);
     let profiles = result?;
     let alloc_overhead = req.overhead.then(|| {
@@ -232,22 +222,25 @@ pub fn execute(
 
 fn profile_all(
     req: &ProfileRequest,
-    workloads: &[Workload],
-    corpus: &Arc<Corpus>,
+    workloads: &[Arc<dyn Configured>],
     dir: &Path,
     commit: &str,
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<WorkloadProfile>, Error> {
     let mut out = Vec::with_capacity(workloads.len());
-    for &w in workloads {
-        let wdir = dir.join(w.name());
+    for configured in workloads {
+        let w = configured.name().to_owned();
+        let wdir = dir.join(&w);
         std::fs::create_dir_all(&wdir).map_err(|e| Error::Io {
             context: format!("cannot create {}", wdir.display()),
             source: e,
         })?;
-        let spec = PassSpec::new(w, &req.profile, req.ops, req.runtime);
+        if let Some(note) = configured.setup_note() {
+            log(&format!("{w}: {note}"));
+        }
+        let spec = PassSpec::new(Arc::clone(configured), &req.profile, req.ops, req.runtime);
         let mut wp = WorkloadProfile {
-            workload: w,
+            workload: w.clone(),
             dir: wdir.clone(),
             stages: Vec::new(),
             cpu: None,
@@ -262,7 +255,7 @@ fn profile_all(
                 group_digits(spec.ops),
                 req.frequency
             ));
-            let (summary, stages) = cpu_pass(req, &spec, corpus, &wdir, commit)?;
+            let (summary, stages) = cpu_pass(req, &spec, &wdir, commit)?;
             wp.stages = stages;
             wp.cpu = Some(summary);
         }
@@ -271,14 +264,14 @@ fn profile_all(
                 "{w}: DHAT pass (every allocation with its backtrace; slow)"
             ));
             let hooks = DhatHooks::new(&wdir.join("dhat-heap.json"));
-            let (_, hooks) = drive(&spec, &req.profile, corpus, hooks)?;
+            let (_, hooks) = drive(&spec, hooks)?;
             wp.dhat = Some(hooks.finish()?);
 
             log(&format!(
                 "{w}: heatmap pass, live heap per stage sampled every {} ms",
                 heatmap::SAMPLE_PERIOD.as_millis()
             ));
-            let (outcome, hooks) = drive(&spec, &req.profile, corpus, HeatmapHooks::new())?;
+            let (outcome, hooks) = drive(&spec, HeatmapHooks::new())?;
             let timeline = hooks.finish()?;
             let title = format!(
                 "{w}: heap by stage | commit {commit} | profile {} | {} measured ops",
@@ -316,14 +309,8 @@ fn profile_all(
                 group_digits(spec.ops),
                 req.overhead_blocks
             ));
-            let o = overhead::cpu_overhead(
-                &spec,
-                &req.profile,
-                corpus,
-                req.frequency,
-                req.overhead_blocks,
-                req.block_libc,
-            )?;
+            let o =
+                overhead::cpu_overhead(&spec, req.frequency, req.overhead_blocks, req.block_libc)?;
             write_json(&wdir.join("overhead.json"), &o)?;
             wp.overhead = Some(o);
         }
@@ -335,12 +322,11 @@ fn profile_all(
 fn cpu_pass(
     req: &ProfileRequest,
     spec: &PassSpec,
-    corpus: &Arc<Corpus>,
     wdir: &Path,
     commit: &str,
 ) -> Result<(CpuSummary, Vec<String>), Error> {
     let sampler = CpuSampler::install(req.frequency, req.block_libc)?;
-    let (outcome, window) = drive(spec, &req.profile, corpus, CpuWindow::new(req.frequency))?;
+    let (outcome, window) = drive(spec, CpuWindow::new(req.frequency))?;
     let stages = StageFrames::new(&outcome.stages, &stage::stage_sites());
     let p = sampler.finish(&window, &stages)?;
     let summary = CpuSummary::new(&p, outcome.ops, &stages);
@@ -352,7 +338,7 @@ fn cpu_pass(
         Runtime::Tokio { workers } => format!("a tokio runtime with {workers} workers"),
     };
     let labels = FlameLabels {
-        workload: spec.workload.name(),
+        workload: spec.name(),
         commit,
         samples: p.samples,
         frequency: req.frequency,

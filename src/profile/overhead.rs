@@ -9,13 +9,10 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Profile;
-use crate::engine::corpus::Corpus;
 use crate::error::Error;
 use crate::profile::cpu::{process_cpu_ns, set_interval_timer, CpuSampler, CpuWindow, StageFrames};
 use crate::profile::pass::{drive, PassHooks, PassSpec, Phase};
@@ -138,8 +135,6 @@ impl PassHooks for AbHooks {
 /// `spec.ops / blocks` operations.
 pub fn cpu_overhead(
     spec: &PassSpec,
-    profile: &Profile,
-    corpus: &Arc<Corpus>,
     frequency: u32,
     blocks: u64,
     block_libc: bool,
@@ -156,7 +151,7 @@ pub fn cpu_overhead(
         blocks: Vec::new(),
         start: None,
     };
-    let (_, hooks) = drive(&spec, profile, corpus, hooks)?;
+    let (_, hooks) = drive(&spec, hooks)?;
     // Coverage is computed from the profiled blocks below, not from a single window.
     let profile_out = sampler.finish(&CpuWindow::new(frequency), &StageFrames::default())?;
     let blocks = hooks.blocks;

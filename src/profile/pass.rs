@@ -6,12 +6,9 @@
 use std::sync::Arc;
 
 use crate::config::Profile;
-use crate::engine::corpus::Corpus;
-use crate::engine::{ConsolidateOptions, Engine};
 use crate::error::Error;
+use crate::harness::{Configured, Gap, PassMode, Session, SetupContext};
 use crate::stage::{begin_operation, component, OpSample};
-use crate::workload::runner::{Driver, PreparedOp};
-use crate::workload::Workload;
 
 /// What runs the measured operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,40 +50,41 @@ pub trait PassHooks: Send + 'static {
 impl PassHooks for () {}
 
 /// What one pass runs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PassSpec {
-    /// The workload.
-    pub workload: Workload,
+    /// The workload, configured.
+    pub workload: Arc<dyn Configured>,
     /// Measured operations.
     pub ops: u64,
     /// Unmeasured operations before them.
     pub warmup_ops: u64,
     /// Thread or tokio runtime.
     pub runtime: Runtime,
-    /// Checkpoint the engine's WAL after setup and every this many operations, outside the
-    /// measured operations (for engines without a checkpoint thread); 0 never.
-    pub checkpoint_every_ops: u64,
+    /// The pass the workload is set up for.
+    pub mode: PassMode,
 }
 
 impl PassSpec {
     /// The profile's operation counts for `workload`, with `ops` overriding the measured count.
-    pub fn new(workload: Workload, profile: &Profile, ops: Option<u64>, runtime: Runtime) -> Self {
-        let (warmup_ops, default_ops) = match workload {
-            Workload::Consolidation => (1, profile.run.consolidation_ops),
-            _ => (profile.run.warmup_ops, profile.run.ops),
-        };
+    pub fn new(
+        workload: Arc<dyn Configured>,
+        profile: &Profile,
+        ops: Option<u64>,
+        runtime: Runtime,
+    ) -> Self {
+        let counts = workload.op_counts(&profile.run);
         PassSpec {
             workload,
-            ops: ops.unwrap_or(default_ops),
-            warmup_ops,
+            ops: ops.unwrap_or(counts.measured),
+            warmup_ops: counts.warmup,
             runtime,
-            checkpoint_every_ops: 0,
+            mode: PassMode::Profiling,
         }
     }
 
-    /// Whether the engine's WAL is checkpointed after operation number `done` (1-based).
-    fn checkpoint_after(&self, done: u64) -> bool {
-        self.checkpoint_every_ops > 0 && done % self.checkpoint_every_ops == 0
+    /// The workload's name.
+    pub fn name(&self) -> &str {
+        self.workload.name()
     }
 }
 
@@ -104,28 +102,25 @@ pub const DRIVER_COMPONENT: &str = "workload driver";
 /// Heap label of opening the engine and, for `mixed`, the initial consolidation.
 pub const SETUP_COMPONENT: &str = "setup";
 
-/// Heap label of an operation's allocations outside its stages (the recall cache lives here).
-fn outside_label(op: &PreparedOp) -> &'static str {
-    match op {
-        PreparedOp::Recall(_) => "recall, outside stages",
-        PreparedOp::Remember(_) => "remember, outside stages",
-        PreparedOp::Consolidate => "consolidation, outside stages",
-    }
+/// Heap label of an operation's allocations outside its stages (a cache lives here):
+/// `"<kind>, outside stages"`.
+fn outside_label(kind: &'static str) -> &'static str {
+    crate::harness::erased::static_name(&format!("{kind}, outside stages"))
 }
 
-struct Ops<'a> {
-    driver: Driver<'a>,
+struct Ops {
+    session: Box<dyn Session>,
     stages: Vec<&'static str>,
 }
 
-impl Ops<'_> {
-    fn one(&mut self, engine: &mut Engine, measured: bool) -> Result<(), Error> {
-        let prepared = prepare_operation_untimed(&mut self.driver, engine)?;
-        let _c = component(outside_label(&prepared));
+impl Ops {
+    fn one(&mut self, measured: bool) -> Result<(), Error> {
+        let kind = prepare_operation_untimed(self.session.as_mut())?;
+        let _c = component(outside_label(kind));
         // Recorded like a timed run so the slow-stage test knob applies; nothing is kept
         // but the stage names.
         let op = begin_operation(false);
-        self.driver.execute(&prepared, engine)?;
+        self.session.execute()?;
         let sample: OpSample = op.finish();
         if measured {
             for (name, _) in &sample.stages {
@@ -137,103 +132,65 @@ impl Ops<'_> {
         Ok(())
     }
 
-    fn run<H: PassHooks>(
-        &mut self,
-        spec: &PassSpec,
-        engine: &mut Engine,
-        hooks: &mut H,
-    ) -> Result<(), Error> {
+    fn gap(&mut self, gap: Gap) -> Result<(), Error> {
+        let _c = component(DRIVER_COMPONENT);
+        self.session.between_ops(gap)
+    }
+
+    fn run<H: PassHooks>(&mut self, spec: &PassSpec, hooks: &mut H) -> Result<(), Error> {
         hooks.phase(Phase::WarmUp);
         for i in 0..spec.warmup_ops {
-            self.one(engine, false)?;
-            if spec.checkpoint_after(i + 1) {
-                engine.checkpoint()?;
-            }
+            self.one(false)?;
+            self.gap(Gap::WarmUp(i + 1))?;
         }
-        if spec.checkpoint_every_ops > 0 {
-            engine.checkpoint()?;
-        }
+        self.gap(Gap::Start)?;
         hooks.phase(Phase::Measured);
         for i in 0..spec.ops {
-            self.one(engine, true)?;
+            self.one(true)?;
             hooks.after_op(i + 1);
-            if spec.checkpoint_after(i + 1) {
-                engine.checkpoint()?;
-            }
+            self.gap(Gap::Measured(i + 1))?;
         }
         hooks.phase(Phase::Finished);
         Ok(())
     }
 }
 
-/// Chooses the next operation's input (and for consolidation refills the backlog). Not part
-/// of the operation: never inlined and named so that CPU profiles can set its samples apart
+/// Chooses the next operation's input. Not part of the operation: never inlined and named so
+/// that CPU profiles can set its samples apart
 /// ([`PREPARE_FRAME`](crate::profile::cpu::PREPARE_FRAME)).
 #[inline(never)]
-pub fn prepare_operation_untimed(
-    driver: &mut Driver<'_>,
-    engine: &mut Engine,
-) -> Result<PreparedOp, Error> {
+pub fn prepare_operation_untimed(session: &mut dyn Session) -> Result<&'static str, Error> {
     let _c = component(DRIVER_COMPONENT);
-    std::hint::black_box(driver.prepare(engine))
+    std::hint::black_box(session.prepare())
 }
 
-fn new_driver<'a>(workload: Workload, profile: &'a Profile, corpus: &'a Corpus) -> Driver<'a> {
-    // The driver copies the corpus's event generator: its memory belongs to the driver row.
-    let _c = component(DRIVER_COMPONENT);
-    Driver::new(workload, profile, corpus)
-}
-
-/// Opens a fresh engine in a temporary directory and loads the corpus (stage `load`).
-fn set_up(
-    spec: &PassSpec,
-    profile: &Profile,
-    corpus: &Corpus,
-) -> Result<(tempfile::TempDir, Engine), Error> {
-    let dir = tempfile::tempdir().map_err(|e| Error::Io {
-        context: "cannot create a temporary directory for the engine database".into(),
-        source: e,
-    })?;
-    let mut engine = {
+/// Sets the workload up in a fresh temporary directory (heap label `setup`).
+fn set_up(spec: &PassSpec) -> Result<(tempfile::TempDir, Ops), Error> {
+    let dir = crate::workload::runner::pass_dir()?;
+    let session = {
         let _c = component(SETUP_COMPONENT);
-        Engine::open(dir.path().join("engine.sqlite"), profile.engine.clone())?
+        spec.workload.setup(&SetupContext {
+            dir: dir.path(),
+            mode: spec.mode,
+        })?
     };
-    engine.load_corpus(corpus)?;
-    if spec.workload == Workload::Mixed {
-        // Same steady state as the timing run: the corpus is already consolidated.
-        let _c = component(SETUP_COMPONENT);
-        engine.consolidate(&ConsolidateOptions {
-            batch: profile.run.consolidation_batch,
-            max_batches: None,
-            ..ConsolidateOptions::default()
-        })?;
-    }
-    if spec.workload == Workload::Recall && corpus.queries.is_empty() {
-        return Err(Error::Config {
-            path: format!("<profile {}>", profile.name).into(),
-            message: "corpus.queries must be at least 1 for the recall workload".into(),
-        });
-    }
-    Ok((dir, engine))
+    Ok((
+        dir,
+        Ops {
+            session,
+            stages: Vec::new(),
+        },
+    ))
 }
 
 /// Runs one pass and hands the hooks back.
-pub fn drive<H: PassHooks>(
-    spec: &PassSpec,
-    profile: &Profile,
-    corpus: &Arc<Corpus>,
-    mut hooks: H,
-) -> Result<(PassOutcome, H), Error> {
+pub fn drive<H: PassHooks>(spec: &PassSpec, mut hooks: H) -> Result<(PassOutcome, H), Error> {
     hooks.phase(Phase::Setup);
-    let (dir, mut engine) = set_up(spec, profile, corpus)?;
-    let (stages, engine, mut hooks) = match spec.runtime {
+    let (dir, mut ops) = set_up(spec)?;
+    let (stages, ops, mut hooks) = match spec.runtime {
         Runtime::Thread => {
-            let mut ops = Ops {
-                driver: new_driver(spec.workload, profile, corpus),
-                stages: Vec::new(),
-            };
-            ops.run(spec, &mut engine, &mut hooks)?;
-            (ops.stages, engine, hooks)
+            ops.run(spec, &mut hooks)?;
+            (std::mem::take(&mut ops.stages), ops, hooks)
         }
         Runtime::Tokio { workers } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -246,29 +203,25 @@ pub fn drive<H: PassHooks>(
                     source: e,
                 })?;
             let spec2 = spec.clone();
-            let profile2 = profile.clone();
-            let corpus2 = Arc::clone(corpus);
             let task = async move {
-                let mut ops = Ops {
-                    driver: new_driver(spec2.workload, &profile2, &corpus2),
-                    stages: Vec::new(),
-                };
                 hooks.phase(Phase::WarmUp);
-                for _ in 0..spec2.warmup_ops {
+                for i in 0..spec2.warmup_ops {
                     tokio::task::yield_now().await;
-                    ops.one(&mut engine, false)?;
+                    ops.one(false)?;
+                    ops.gap(Gap::WarmUp(i + 1))?;
                 }
+                ops.gap(Gap::Start)?;
                 hooks.phase(Phase::Measured);
                 for i in 0..spec2.ops {
                     // Stage guards are never held across this await (they are !Send).
                     tokio::task::yield_now().await;
-                    ops.one(&mut engine, true)?;
+                    ops.one(true)?;
                     hooks.after_op(i + 1);
+                    ops.gap(Gap::Measured(i + 1))?;
                 }
                 hooks.phase(Phase::Finished);
                 let stages = std::mem::take(&mut ops.stages);
-                drop(ops);
-                Ok::<_, Error>((stages, engine, hooks))
+                Ok::<_, Error>((stages, ops, hooks))
             };
             let joined = rt.block_on(async { tokio::spawn(task).await });
             match joined {
@@ -281,7 +234,7 @@ pub fn drive<H: PassHooks>(
             }
         }
     };
-    drop(engine);
+    drop(ops);
     drop(dir);
     hooks.phase(Phase::Released);
     Ok((

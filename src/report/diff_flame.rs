@@ -9,7 +9,6 @@ use inferno::flamegraph::{self, Options};
 use crate::compare::Comparison;
 use crate::error::Error;
 use crate::record::{InstructionCounts, RunRecord};
-use crate::workload::Workload;
 
 /// Folded paths scaled to `ops` operations, as inferno's input.
 fn folded(c: &InstructionCounts, ops: u64) -> String {
@@ -68,7 +67,7 @@ pub fn write_for_attribution(
     head: &RunRecord,
     dir: &Path,
 ) -> Result<(), Error> {
-    let counts = |r: &RunRecord, w: Workload| {
+    let counts = |r: &RunRecord, w: &str| {
         r.workload(w)
             .and_then(|x| x.instructions.as_ref())
             .filter(|c| !c.stacks.is_empty())
@@ -76,10 +75,9 @@ pub fn write_for_attribution(
     };
     let mut written: Vec<String> = Vec::new();
     for a in &mut comparison.attribution {
-        let Ok(w) = a.workload.parse::<Workload>() else {
-            continue;
-        };
-        let name = format!("flame-diff-{}.svg", w.name());
+        let w = a.workload.clone();
+        let w = w.as_str();
+        let name = format!("flame-diff-{w}.svg");
         if !written.contains(&name) {
             let (Some(b), Some(h)) = (bases.first().and_then(|r| counts(r, w)), counts(head, w))
             else {

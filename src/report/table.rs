@@ -147,7 +147,6 @@ fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::Workload;
 
     fn summary(stage: &str, mean: f64, share: f64) -> StageSummary {
         StageSummary {
@@ -169,7 +168,7 @@ mod tests {
     #[test]
     fn table_has_a_row_per_stage_with_aligned_columns() {
         let w = WorkloadResult {
-            workload: Workload::Recall,
+            workload: "recall".into(),
             ops: 1100,
             warmup_ops: 10,
             cpu_sampled_ops: 100,

@@ -12,6 +12,31 @@ pub const MINI_REMEMBER: &str = "workloads = [\"remember\"]\n[corpus]\nevents = 
 /// Small enough for a debug build, big enough for the gate: recall and remember over 600 events.
 pub const MINI_GATE: &str = "workloads = [\"recall\", \"remember\"]\n[corpus]\nevents = 600\ntopics = 6\nsessions = 20\nqueries = 60\n[run]\nwarmup_ops = 10\nops = 150\ncpu_sample_every = 0\n";
 
+/// The engine's harness binary (`crates/engine/examples/perfcheck`), which `cargo test`
+/// builds beside `cargo-perfcheck`: the binary the launcher runs in this repository.
+pub fn harness_bin() -> PathBuf {
+    let launcher = assert_cmd::cargo::cargo_bin("cargo-perfcheck");
+    let bin = launcher
+        .parent()
+        .expect("target folder")
+        .join("examples")
+        .join(format!("perfcheck{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build --example perfcheck -p agent-memory`",
+        bin.display()
+    );
+    bin
+}
+
+/// The `cargo-perfcheck` launcher, told to run the engine's harness (tests run in temp dirs,
+/// outside any cargo package).
+pub fn launcher() -> Command {
+    let mut c = Command::cargo_bin("cargo-perfcheck").expect("binary builds");
+    c.env("PERFCHECK_HARNESS", harness_bin());
+    c
+}
+
 /// A git repository in a temp dir with `profiles/mini.toml`; reports/ and baselines/ ignored.
 pub struct Project {
     pub dir: tempfile::TempDir,
@@ -85,7 +110,7 @@ impl Project {
 
     /// The binary, run in the project with a clean environment.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("cargo-perfcheck").unwrap();
+        let mut c = launcher();
         c.current_dir(self.path())
             .env_remove("PERFCHECK_STORE")
             .env_remove("PERFCHECK_SLOW_STAGE")
@@ -151,7 +176,7 @@ impl Project {
 
 /// The binary run in `dir`, without the test knobs of the caller's environment.
 pub fn perfcheck(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("cargo-perfcheck").expect("binary builds");
+    let mut c = launcher();
     c.current_dir(dir)
         .env_remove("PERFCHECK_SLOW_STAGE")
         .env_remove("PERFCHECK_STORE");

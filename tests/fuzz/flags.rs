@@ -1,7 +1,7 @@
 //! Command-line forms: metric names and patterns (`--metric`, threshold override keys),
 //! `--mix`, `--phases`, `--rate` and `--duration`.
 
-use perfcheck::config::Mix;
+use perfcheck::engine::settings::Mix;
 use perfcheck::load::settings::{parse_positive_duration, parse_rate};
 use perfcheck::load::{parse_mix, parse_phases, LoadSettings};
 use perfcheck::metrics::{Measure, MetricName, MetricPattern};

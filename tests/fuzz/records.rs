@@ -22,28 +22,34 @@ const PROFILE: &str = "workloads = [\"recall\", \"remember\", \"consolidation\",
 [corpus]\nevents = 300\ntopics = 4\nsessions = 10\nqueries = 20\n\
 [run]\nwarmup_ops = 2\nops = 6\nconsolidation_ops = 1\nconsolidation_batch = 50\ncpu_sample_every = 3\n";
 
-/// A real run record, made once per test binary by running the workloads through the library,
-/// then given the optional parts a plain run lacks (commit, allocation counts, extra metrics,
+/// A real run record, made once per test binary by running the workloads through the engine's
+/// harness binary, then given the optional parts a plain run lacks (commit, allocation counts, extra metrics,
 /// a slowdown note, a `[load]` section in its profile).
 pub fn valid_record() -> &'static Json {
     static RECORD: OnceLock<Json> = OnceLock::new();
     RECORD.get_or_init(|| {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let mut profile =
-            Profile::parse(PROFILE, "fuzz", Path::new("fuzz.toml")).expect("the fuzz profile");
-        profile.load = Some(perfcheck::load::LoadSettings::default());
-        let req = perfcheck::run::RunRequest {
-            profile,
-            workloads: Vec::new(),
-            reports_dir: tmp.path().join("reports"),
-            repo_dir: tmp.path().to_path_buf(),
-            slowdown: None,
-            store: None,
-            instructions: None,
-        };
-        let out = perfcheck::run::execute(&req, &mut |_| {}).expect("the fuzz run");
-        let bytes = std::fs::read(out.dir.join("run.json")).expect("run.json");
+        let file = tmp.path().join("fuzz.toml");
+        std::fs::write(&file, PROFILE).expect("the fuzz profile");
+        let status = std::process::Command::new(super::harness_bin())
+            .current_dir(tmp.path())
+            .args(["run", "-q", "--profile"])
+            .arg(&file)
+            .env_remove("PERFCHECK_SLOW_STAGE")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("the harness runs");
+        assert!(status.success(), "the fuzz run failed: {status}");
+        let runs: Vec<_> = std::fs::read_dir(tmp.path().join("reports"))
+            .expect("reports")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        let bytes = std::fs::read(runs[0].join("run.json")).expect("run.json");
         let mut v: Json = serde_json::from_slice(&bytes).expect("run.json is JSON");
+        let mut profile: Profile =
+            serde_json::from_value(v["profile"].clone()).expect("the record's profile");
+        profile.load = Some(perfcheck::load::LoadSettings::default());
+        v["profile"] = serde_json::to_value(&profile).expect("profile encodes");
         v["git"] = json!({
             "commit": "0123456789abcdef0123456789abcdef01234567",
             "branch": "main",
@@ -119,7 +125,7 @@ pub fn consume(r: &RunRecord) {
 
     for w in &r.workloads {
         let t = report::table::workload_table(w);
-        assert!(t.starts_with(w.workload.name()), "{t}");
+        assert!(t.starts_with(w.workload.as_str()), "{t}");
         assert!(t.lines().count() >= w.stages.len() + 2, "{t}");
     }
     let _ = r.machine.key();

@@ -43,6 +43,7 @@ pub mod index;
 pub mod quality;
 pub mod recall;
 pub mod remember;
+pub mod settings;
 pub mod store;
 
 use std::path::Path;

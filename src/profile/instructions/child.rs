@@ -2,20 +2,14 @@
 //! instrumentation switched on only for the measured operations.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::Profile;
-use crate::engine::corpus::Corpus;
 use crate::error::Error;
+use crate::harness::{Harness, PassMode};
 use crate::profile::pass::{drive, PassHooks, PassSpec, Phase, Runtime};
 use crate::stage::{self, callgrind};
-use crate::workload::Workload;
-
-/// Operations between the pass's WAL checkpoints (the timing pass checkpoints every 250 ms, a
-/// few hundred to a few thousand operations).
-const CHECKPOINT_EVERY_OPS: u64 = 100;
 
 /// What the child reports on its standard output (one JSON line) for the parent to check the
 /// counts against.
@@ -51,7 +45,12 @@ impl PassHooks for CountHooks {
 
 /// Runs `ops` measured operations of `workload` under the profile in `profile_json`, which
 /// must be running under callgrind.
-pub fn run(profile_json: &Path, workload: Workload, ops: u64) -> Result<ChildReport, Error> {
+pub fn run(
+    harness: &Harness,
+    profile_json: &Path,
+    workload: &str,
+    ops: u64,
+) -> Result<ChildReport, Error> {
     if !callgrind::running_on_valgrind() {
         return Err(Error::Usage(
             "the instructions pass must run under `valgrind --tool=callgrind` (perfcheck starts \
@@ -63,19 +62,23 @@ pub fn run(profile_json: &Path, workload: Workload, ops: u64) -> Result<ChildRep
         context: format!("cannot read {}", profile_json.display()),
         source: e,
     })?;
-    let profile: Profile = serde_json::from_slice(&text).map_err(|e| Error::Json {
+    let mut profile: Profile = serde_json::from_slice(&text).map_err(|e| Error::Json {
         context: format!("{} is not a profile", profile_json.display()),
         source: e,
     })?;
-    let mut profile = profile;
+    profile.origin = Some(profile_json.to_path_buf());
     profile.validate(profile_json)?;
-    // No timer thread: checkpoints at fixed points between operations, so the writer's work
-    // does not depend on how fast valgrind runs (the one thing that varied between passes).
-    profile.engine.checkpoint_ms = 0;
-    let corpus = Arc::new(Corpus::generate(&profile.corpus)?);
-    let mut spec = PassSpec::new(workload, &profile, Some(ops), Runtime::Thread);
-    spec.checkpoint_every_ops = CHECKPOINT_EVERY_OPS;
-    let (outcome, _) = drive(&spec, &profile, &corpus, CountHooks)?;
+    let configured = harness
+        .resolve(&profile, &[workload.to_owned()])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Usage(format!("unknown workload {workload}")))?;
+    // Counting mode: the workload replaces timer-driven background work (the engine's WAL
+    // checkpoint thread) by work at fixed points between operations, so that what runs does
+    // not depend on how fast valgrind runs (the one thing that varied between passes).
+    let mut spec = PassSpec::new(configured, &profile, Some(ops), Runtime::Thread);
+    spec.mode = PassMode::Counting;
+    let (outcome, _) = drive(&spec, CountHooks)?;
     Ok(ChildReport {
         ops: outcome.ops,
         stages: outcome.stages.iter().map(|s| s.to_string()).collect(),

@@ -20,7 +20,6 @@ use std::process::Command;
 use crate::config::{InstructionsSettings, Profile};
 use crate::error::Error;
 use crate::record::{FunctionCost, InstructionCounts};
-use crate::workload::Workload;
 
 use self::child::ChildReport;
 
@@ -46,14 +45,6 @@ pub struct PassFiles {
     pub callgrind_out: PathBuf,
 }
 
-/// Counted operations of `workload` under these settings.
-pub fn ops_for(workload: Workload, settings: &InstructionsSettings) -> u64 {
-    match workload {
-        Workload::Consolidation => settings.consolidation_ops,
-        _ => settings.ops,
-    }
-}
-
 /// Finds valgrind on `PATH`; the error says how to install it.
 pub fn find_valgrind() -> Result<PathBuf, Error> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -69,17 +60,18 @@ pub fn find_valgrind() -> Result<PathBuf, Error> {
         })
 }
 
-/// Runs the instructions pass of `workload` with the binary `exe` (which must be a
-/// `cargo-perfcheck` build) and returns its counts; the raw output is copied into `out_dir`.
+/// Runs the instructions pass of `ops` operations of `workload` with the binary `exe` (a
+/// harness binary: the one being measured) and returns its counts; the raw output is copied
+/// into `out_dir`.
 pub fn count_workload(
     exe: &Path,
     profile: &Profile,
-    workload: Workload,
+    workload: &str,
+    ops: u64,
     settings: &InstructionsSettings,
     out_dir: &Path,
 ) -> Result<(InstructionCounts, PassFiles), Error> {
     let valgrind = find_valgrind()?;
-    let ops = ops_for(workload, settings);
     let tmp = tempfile::Builder::new()
         .prefix("perfcheck-ir-")
         .tempdir()
@@ -124,7 +116,7 @@ pub fn count_workload(
         .arg("--profile-json")
         .arg(&profile_json)
         .arg("--workload")
-        .arg(workload.name())
+        .arg(workload)
         .arg("--ops")
         .arg(ops.to_string())
         // A fixed environment: nothing of the caller's shell can change what is counted.
@@ -154,7 +146,7 @@ pub fn count_workload(
         .find_map(|l| serde_json::from_str(l).ok())
         .ok_or_else(|| {
             Error::Profiler(format!(
-                "the instructions pass of {workload} printed no report (is {} a cargo-perfcheck \
+                "the instructions pass of {workload} printed no report (is {} a perfcheck harness \
                  binary of this version?)",
                 exe.display()
             ))
@@ -162,7 +154,7 @@ pub fn count_workload(
     let pass_ms = started.elapsed().as_millis() as u64;
     let (mut counts, out) = read_counts(&out_file, workload, &report, settings.cache_sim)?;
     counts.pass_ms = Some(pass_ms);
-    let kept = out_dir.join(format!("callgrind-{}.out", workload.name()));
+    let kept = out_dir.join(format!("callgrind-{workload}.out"));
     let note = format!(
         "{} {CHILD_COMMAND} --workload {workload} --ops {ops} (measured operations only, merged by perfcheck)",
         exe.display()
@@ -188,7 +180,7 @@ pub fn count_workload(
 /// stage it entered must have counts (a missing stage is an error, never a zero).
 pub fn read_counts(
     out_file: &Path,
-    workload: Workload,
+    workload: &str,
     report: &ChildReport,
     cache_sim: bool,
 ) -> Result<(InstructionCounts, callgrind_out::CallgrindOutput), Error> {

@@ -2,23 +2,23 @@
 
 use std::process::ExitCode;
 
-use crate::args::{parse_workload, slowdown_from_env, Folders};
+use crate::cli::args::{slowdown_from_env, Folders};
+use crate::config::Profile;
+use crate::harness::Harness;
+use crate::profile::cpu::DEFAULT_FREQUENCY;
+use crate::profile::growth::parse_bytes;
+use crate::profile::pass::Runtime;
+use crate::profile::{execute, ProfileRecord, ProfileRequest, WorkloadProfile, PASS_NOTE};
+use crate::report::format::{bytes, group_digits};
 use anyhow::Context;
 use clap::Args;
-use perfcheck::config::Profile;
-use perfcheck::profile::cpu::DEFAULT_FREQUENCY;
-use perfcheck::profile::growth::parse_bytes;
-use perfcheck::profile::pass::Runtime;
-use perfcheck::profile::{execute, ProfileRecord, ProfileRequest, WorkloadProfile, PASS_NOTE};
-use perfcheck::report::format::{bytes, group_digits};
-use perfcheck::workload::Workload;
 
 #[derive(Args)]
 pub struct ProfileArgs {
-    /// Workload to profile (repeatable): recall, remember, consolidation, mixed. Default: the
-    /// profile's list.
-    #[arg(long = "workload", short = 'w', value_name = "W", value_parser = parse_workload)]
-    workloads: Vec<Workload>,
+    /// Workload to profile (repeatable). Default: the profile's list, else every workload of
+    /// the harness.
+    #[arg(long = "workload", short = 'w', value_name = "W")]
+    workloads: Vec<String>,
     /// Profile name (profiles/<NAME>.toml or built in) or path to a .toml file.
     #[arg(long, short = 'p', value_name = "NAME", default_value = "quick")]
     profile: String,
@@ -64,11 +64,11 @@ pub struct ProfileArgs {
 }
 
 /// Runs the `profile` subcommand.
-pub fn run(a: ProfileArgs) -> anyhow::Result<ExitCode> {
-    let profile = Profile::load(&a.profile, &a.folders.profiles_dir)?;
+pub fn run(a: ProfileArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
+    let profile = Profile::load(&a.profile, &a.folders.profiles_dir, harness.profiles())?;
     let growth_threshold = parse_bytes("--growth-threshold", &a.growth_threshold)?;
     if a.overhead_blocks < 4 {
-        return Err(perfcheck::Error::Usage(format!(
+        return Err(crate::Error::Usage(format!(
             "--overhead-blocks {}: expected at least 4 (blocks alternate off, on, on, off)",
             a.overhead_blocks
         ))
@@ -96,8 +96,8 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<ExitCode> {
         repo_dir: std::env::current_dir().context("cannot read the current directory")?,
         slowdown,
     };
-    let mut log = crate::progress::logger(a.quiet);
-    let (record, dir) = execute(&req, &mut log)?;
+    let mut log = crate::cli::progress::logger(a.quiet);
+    let (record, dir) = execute(&req, harness, &mut log)?;
     print!("{}", summary(&record));
     println!();
     println!("profile record: {}", dir.join("profile.json").display());
@@ -161,7 +161,7 @@ fn pct(x: f64) -> String {
 
 fn workload_summary(w: &WorkloadProfile) -> String {
     let mut out = String::new();
-    let name = w.workload.name();
+    let name = w.workload.as_str();
     if let Some(c) = &w.cpu {
         out.push_str(&format!(
             "{name} | CPU pass (pprof {} Hz, {} ops): {} samples, {:.1}/s of CPU time, {} of process CPU time covered\n",

@@ -3,17 +3,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::baseline::sqlite::SqliteStore;
+use crate::git::{short_sha, Repo};
+use crate::machine::Machine;
+use crate::metrics::MetricName;
+use crate::project::ProjectConfig;
+use crate::report::check::value;
+use crate::report::escape;
+use crate::report::trend_chart::render;
+use crate::trend::{trend, TrendQuery};
 use anyhow::Context;
 use clap::Args;
-use perfcheck::baseline::sqlite::SqliteStore;
-use perfcheck::git::{short_sha, Repo};
-use perfcheck::machine::Machine;
-use perfcheck::metrics::MetricName;
-use perfcheck::project::ProjectConfig;
-use perfcheck::report::check::value;
-use perfcheck::report::escape;
-use perfcheck::report::trend_chart::render;
-use perfcheck::trend::{trend, TrendQuery};
 
 /// Arguments of `trend`.
 #[derive(Args)]
@@ -45,12 +45,12 @@ pub fn run(a: TrendArgs) -> anyhow::Result<ExitCode> {
     let project = ProjectConfig::load(&cwd)?;
     let store = SqliteStore::open_read(&project.store_path(a.store.as_deref()))?;
     let Some(repo) = Repo::discover(&cwd) else {
-        anyhow::bail!(perfcheck::Error::Usage(
+        anyhow::bail!(crate::Error::Usage(
             "trend needs a git repository: it follows the first-parent history".into()
         ));
     };
     let Some(head) = repo.info() else {
-        anyhow::bail!(perfcheck::Error::Usage(
+        anyhow::bail!(crate::Error::Usage(
             "trend needs at least one commit".into()
         ));
     };
@@ -70,7 +70,7 @@ pub fn run(a: TrendArgs) -> anyhow::Result<ExitCode> {
             seed: project.check.seed,
         },
     )?;
-    let stamp: String = perfcheck::run::now_rfc3339()
+    let stamp: String = crate::run::now_rfc3339()
         .chars()
         .filter(|c| c.is_ascii_digit())
         .collect();

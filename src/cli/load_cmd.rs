@@ -5,16 +5,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::config::Profile;
+use crate::engine::settings::Mix;
+use crate::harness::Harness;
+use crate::load::{self, LoadRequest, PhaseSpec, Progress};
+use crate::project::ProjectConfig;
+use crate::report::format::duration_ns;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use perfcheck::config::{Mix, Profile};
-use perfcheck::load::{self, LoadRequest, PhaseSpec, Progress};
-use perfcheck::project::ProjectConfig;
-use perfcheck::report::format::duration_ns;
 
-use crate::args::Folders;
-use crate::run_cmd::{prepare_store, save};
+use crate::cli::args::Folders;
+use crate::cli::run_cmd::{prepare_store, save};
 
 /// Arguments of `load`.
 #[derive(Args)]
@@ -78,10 +80,10 @@ fn parse_phases(s: &str) -> Result<Phases, String> {
 }
 
 /// Runs the `load` subcommand.
-pub fn run(a: LoadArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: LoadArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let project = ProjectConfig::load(&cwd)?;
-    let mut profile = Profile::load(&a.profile, &a.folders.profiles_dir)?;
+    let mut profile = Profile::load(&a.profile, &a.folders.profiles_dir, harness.profiles())?;
     let mut settings = load::settings_of(&profile);
     if let Some(r) = a.rate {
         settings.rate = r;
@@ -104,9 +106,10 @@ pub fn run(a: LoadArgs) -> anyhow::Result<ExitCode> {
         settings.workers = usize::from(w);
     }
     if let Some(m) = a.mix {
-        profile.mix = m;
+        let value = serde_json::to_value(m).context("encoding --mix")?;
+        profile.workload_config.insert("mix".into(), value);
     }
-    settings.validate().map_err(perfcheck::Error::Usage)?;
+    settings.validate().map_err(crate::Error::Usage)?;
     profile.load = Some(settings.clone());
     // Open the store first, so a bad store fails now, not after the run.
     let mut store = if a.save {
@@ -122,7 +125,7 @@ pub fn run(a: LoadArgs) -> anyhow::Result<ExitCode> {
     };
     let quiet = a.quiet;
     let tty = std::io::stderr().is_terminal();
-    let mut log = crate::progress::logger(quiet);
+    let mut log = crate::cli::progress::logger(quiet);
     let bar = (tty && !quiet).then(|| {
         let b = ProgressBar::new(1_000);
         b.set_style(
@@ -188,7 +191,7 @@ pub fn run(a: LoadArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(store) = store.as_mut() {
         save(store, &outcome.record)?;
-        crate::run_cmd::print_untracked_hint(&outcome.record);
+        crate::cli::run_cmd::print_untracked_hint(&outcome.record);
     }
     Ok(if outcome.report.passed() {
         ExitCode::SUCCESS

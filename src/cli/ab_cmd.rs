@@ -4,19 +4,24 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::ab::{self, session};
+use crate::check::metric_set;
+use crate::compare::{compare_paired, measured_noise};
+use crate::git::{short_sha, Repo};
+use crate::project::ProjectConfig;
+use crate::Error;
 use anyhow::Context;
-use perfcheck::ab::{self, session};
-use perfcheck::check::metric_set;
-use perfcheck::compare::{compare_paired, measured_noise};
-use perfcheck::git::{short_sha, Repo};
-use perfcheck::project::ProjectConfig;
-use perfcheck::Error;
 
-use crate::check_cmd::{report, CheckArgs};
+use crate::cli::check_cmd::{report, CheckArgs};
 
 /// Runs a paired A/B check; exit 0 = no regression, 1 = regression, 2 = error.
-pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result<ExitCode> {
-    let mut log = crate::progress::logger(a.measure.quiet);
+pub fn run(
+    a: &CheckArgs,
+    harness: &crate::harness::Harness,
+    project: &ProjectConfig,
+    cwd: &Path,
+) -> anyhow::Result<ExitCode> {
+    let mut log = crate::cli::progress::logger(a.measure.quiet);
     let repo = Repo::discover(cwd).ok_or_else(|| {
         Error::Usage("--ab needs a git repository: the base is built from a commit".into())
     })?;
@@ -54,7 +59,7 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
         Some(bin) => {
             if !bin.is_file() {
                 return Err(Error::Usage(format!(
-                    "--base-bin {}: no such file (expected a cargo-perfcheck binary)",
+                    "--base-bin {}: no such file (expected a perfcheck harness binary)",
                     bin.display()
                 ))
                 .into());
@@ -63,8 +68,13 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
                 .with_context(|| format!("--base-bin {}", bin.display()))?
         }
         None => {
-            log("building the base (release); later checks reuse this build folder");
-            ab::build::build_base(&worktree, &work.join("target"))?
+            let target = ab::build::current_target(cwd, &project.harness)?;
+            log(&format!(
+                "building the base's {} ({}); later checks reuse this build folder",
+                target.describe(),
+                target.cargo_profile
+            ));
+            ab::build::build_base(&target, &root, &worktree, &work.join("target"))?
         }
     };
     let head_bin = std::env::current_exe().context("cannot find the running binary")?;
@@ -93,18 +103,23 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
     run_args.push(absolute(&a.measure.folders.profiles_dir).into_os_string());
     for w in &a.measure.workloads {
         run_args.push("--workload".into());
-        run_args.push(w.name().into());
+        run_args.push(w.into());
     }
     // Instruction counts need no repetition: one pass per side after the rounds, none in them.
-    let loaded = perfcheck::config::Profile::load(&profile, &a.measure.folders.profiles_dir)?;
+    let loaded = crate::config::Profile::load(
+        &profile,
+        &a.measure.folders.profiles_dir,
+        harness.profiles(),
+    )?;
+    let configured = harness.resolve(&loaded, &a.measure.workloads)?;
     let instructions = a.measure.instructions_plan(&loaded)?;
     if loaded.instructions.as_ref().is_some_and(|i| i.enabled) {
         run_args.push("--no-instructions".into());
     }
 
-    let (_, out_dir) = perfcheck::run::create_run_dir(
+    let (_, out_dir) = crate::run::create_run_dir(
         &absolute(&a.measure.folders.reports_dir).join("ab"),
-        &perfcheck::run::now_rfc3339(),
+        &crate::run::now_rfc3339(),
         Some(&head),
     )?;
     let plan = session::Plan {
@@ -138,11 +153,7 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
     let session_json = serde_json::to_value(&rounds.log).context("session record")?;
     write_json(&out_dir.join("session.json"), &session_json)?;
     if let Some(ip) = &instructions {
-        let workloads = if a.measure.workloads.is_empty() {
-            loaded.workloads.clone()
-        } else {
-            a.measure.workloads.clone()
-        };
+        let workloads = crate::run::Counted::plan(&configured, &ip.settings);
         for (label, bin, records) in [
             ("base", &base_bin, &mut rounds.base),
             ("head", &head_bin, &mut rounds.head),
@@ -187,9 +198,9 @@ pub fn run(a: &CheckArgs, project: &ProjectConfig, cwd: &Path) -> anyhow::Result
     let mut comparison = compare_paired(&base_sets, &head_sets, &thresholds, project.check.seed);
     comparison.noise_floors = noise_floors;
     if let Some(head_run) = rounds.head.first() {
-        let bases: Vec<&perfcheck::record::RunRecord> = rounds.base.iter().collect();
-        perfcheck::compare::attribution::explain(&mut comparison, &bases, head_run);
-        perfcheck::report::diff_flame::write_for_attribution(
+        let bases: Vec<&crate::record::RunRecord> = rounds.base.iter().collect();
+        crate::compare::attribution::explain(&mut comparison, &bases, head_run);
+        crate::report::diff_flame::write_for_attribution(
             &mut comparison,
             &bases,
             head_run,

@@ -3,15 +3,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::baseline::exchange;
+use crate::baseline::sqlite::SqliteStore;
+use crate::baseline::{RunFilter, Store};
+use crate::git::short_sha;
+use crate::project::ProjectConfig;
+use crate::report::escape::terminal;
+use crate::report::table::workload_table;
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use perfcheck::baseline::exchange;
-use perfcheck::baseline::sqlite::SqliteStore;
-use perfcheck::baseline::{RunFilter, Store};
-use perfcheck::git::short_sha;
-use perfcheck::project::ProjectConfig;
-use perfcheck::report::escape::terminal;
-use perfcheck::report::table::workload_table;
 
 /// Arguments of `baseline`.
 #[derive(Args)]
@@ -94,7 +94,7 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
     match a.action {
         Action::Import { file } => {
             let records = exchange::import(&file)?;
-            let mut store = crate::run_cmd::prepare_store(path.clone())?;
+            let mut store = crate::cli::run_cmd::prepare_store(path.clone())?;
             let done = store.get()?.save_all(&records)?;
             println!(
                 "imported {} new runs from {} ({} already stored)",
@@ -113,7 +113,7 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
         }
         Action::Delete { run_ids } => {
             let mut store = SqliteStore::open_existing_write(&path)?;
-            crate::run_cmd::announce_migration(&store);
+            crate::cli::run_cmd::announce_migration(&store);
             return delete(&mut store, &run_ids);
         }
         _ => {}
@@ -141,7 +141,7 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
         }
         Action::Show { run_id } => {
             let Some(rec) = store.load(&run_id)? else {
-                bail!(perfcheck::Error::Usage(format!(
+                bail!(crate::Error::Usage(format!(
                     "no stored run `{run_id}` in {} (see `cargo perfcheck baseline list`)",
                     path.display()
                 )));
@@ -190,7 +190,7 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
             let records: Vec<_> = salvage
                 .intact
                 .into_iter()
-                .filter(|r| f.matches(&perfcheck::baseline::StoredRun::of(r)))
+                .filter(|r| f.matches(&crate::baseline::StoredRun::of(r)))
                 .collect();
             exchange::export(&records, &out)?;
             println!(
@@ -223,7 +223,7 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<ExitCode> {
                         terminal(&d.problem.to_string())
                     );
                 }
-                bail!(perfcheck::Error::Damaged {
+                bail!(crate::Error::Damaged {
                     path: path.clone(),
                     message: format!("{} damaged (listed above)", damaged.len()),
                 });
@@ -246,7 +246,7 @@ fn delete(store: &mut SqliteStore, run_ids: &[String]) -> anyhow::Result<ExitCod
         .map(String::as_str)
         .collect();
     if !missing.is_empty() {
-        bail!(perfcheck::Error::Usage(format!(
+        bail!(crate::Error::Usage(format!(
             "no stored run with id {} in {}; nothing else was deleted",
             missing.join(", "),
             store.path().display()

@@ -3,27 +3,27 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::baseline::pending::PendingStore;
+use crate::baseline::sqlite::{SqliteStore, STORE_VERSION};
+use crate::baseline::{Saved, Store};
+use crate::config::Profile;
+use crate::project::ProjectConfig;
+use crate::record::RunRecord;
+use crate::report::table::workload_table;
+use crate::run::{execute, InstructionsPlan, RunOutcome, RunRequest};
 use anyhow::Context;
 use clap::Args;
-use perfcheck::baseline::pending::PendingStore;
-use perfcheck::baseline::sqlite::{SqliteStore, STORE_VERSION};
-use perfcheck::baseline::{Saved, Store};
-use perfcheck::config::Profile;
-use perfcheck::project::ProjectConfig;
-use perfcheck::record::RunRecord;
-use perfcheck::report::table::workload_table;
-use perfcheck::run::{execute, InstructionsPlan, RunOutcome, RunRequest};
 
-use crate::args::{parse_workload, slowdown_from_env, Folders};
-use perfcheck::workload::Workload;
+use crate::cli::args::{slowdown_from_env, Folders};
+use crate::harness::Harness;
 
 /// What to measure: shared by `run` and `check`.
 #[derive(Args)]
 pub struct MeasureArgs {
-    /// Workload to run (repeatable): recall, remember, consolidation, mixed. Default: the
-    /// profile's list.
-    #[arg(long = "workload", short = 'w', value_name = "W", value_parser = parse_workload)]
-    pub workloads: Vec<Workload>,
+    /// Workload to run (repeatable; `cargo perfcheck profiles` lists them). Default: the
+    /// profile's list, else every workload of the harness.
+    #[arg(long = "workload", short = 'w', value_name = "W")]
+    pub workloads: Vec<String>,
     /// Profile name (profiles/<NAME>.toml or built in) or path to a .toml file [default: quick,
     /// or `check.profile` of perfcheck.toml for `check`].
     #[arg(long, short = 'p', value_name = "NAME")]
@@ -55,7 +55,7 @@ impl MeasureArgs {
         }
         settings.cache_sim |= self.cache_sim;
         // Fail in a second, not after the timing pass.
-        perfcheck::profile::instructions::find_valgrind()?;
+        crate::profile::instructions::find_valgrind()?;
         let exe = std::env::current_exe().context("cannot find this program's own path")?;
         Ok(Some(InstructionsPlan { exe, settings }))
     }
@@ -75,13 +75,13 @@ pub struct RunArgs {
 }
 
 /// Runs the `run` subcommand.
-pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: RunArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let project = ProjectConfig::load(&cwd)?;
     // Check the store before the run, so a bad store fails in a second, not after a minute.
     if a.save {
         if let Some((stage, pct)) = slowdown_from_env()? {
-            anyhow::bail!(perfcheck::Error::Usage(format!(
+            anyhow::bail!(crate::Error::Usage(format!(
                 "--save with PERFCHECK_SLOW_STAGE={stage}:{pct}: a run slowed on purpose cannot \
                  be stored as a baseline (unset the variable, or drop --save)"
             )));
@@ -92,7 +92,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let outcome = measure(&a.measure, "quick", &cwd, store.as_ref().map(|s| s.path()))?;
+    let outcome = measure(
+        &a.measure,
+        harness,
+        "quick",
+        &cwd,
+        store.as_ref().map(|s| s.path()),
+    )?;
     if let Some(store) = store.as_mut() {
         save(store, &outcome.record)?;
         print_untracked_hint(&outcome.record);
@@ -111,6 +117,7 @@ pub fn print_untracked_hint(r: &RunRecord) {
 /// Loads the profile, runs the workloads, prints their tables and the record's path.
 pub fn measure(
     a: &MeasureArgs,
+    harness: &Harness,
     default_profile: &str,
     cwd: &Path,
     store: Option<&Path>,
@@ -118,6 +125,7 @@ pub fn measure(
     let profile = Profile::load(
         a.profile.as_deref().unwrap_or(default_profile),
         &a.folders.profiles_dir,
+        harness.profiles(),
     )?;
     let slowdown = slowdown_from_env()?;
     let instructions = a.instructions_plan(&profile)?;
@@ -130,8 +138,8 @@ pub fn measure(
         store: store.map(Path::to_path_buf),
         instructions,
     };
-    let mut log = crate::progress::logger(a.quiet);
-    let outcome = execute(&req, &mut log)?;
+    let mut log = crate::cli::progress::logger(a.quiet);
+    let outcome = execute(&req, harness, &mut log)?;
     print_run(&outcome);
     Ok(outcome)
 }

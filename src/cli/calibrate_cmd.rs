@@ -4,17 +4,17 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::calibrate::{self, patches, report, Counting, Request, Variant};
+use crate::compare::measured_noise;
+use crate::config::Profile;
+use crate::git::{short_sha, Repo};
+use crate::harness::Harness;
+use crate::project::ProjectConfig;
+use crate::Error;
 use anyhow::Context;
 use clap::Args;
-use perfcheck::calibrate::{self, patches, report, Counting, Request, Variant};
-use perfcheck::compare::measured_noise;
-use perfcheck::config::Profile;
-use perfcheck::git::{short_sha, Repo};
-use perfcheck::project::ProjectConfig;
-use perfcheck::workload::Workload;
-use perfcheck::Error;
 
-use crate::args::{parse_workload, Folders};
+use crate::cli::args::Folders;
 
 /// Arguments of `calibrate`.
 #[derive(Args)]
@@ -35,8 +35,8 @@ pub struct CalibrateArgs {
     #[arg(long, short = 'p', value_name = "NAME", default_value = "ab")]
     profile: String,
     /// Workload to run (repeatable). Default: the profile's list.
-    #[arg(long = "workload", short = 'w', value_name = "W", value_parser = parse_workload)]
-    workloads: Vec<Workload>,
+    #[arg(long = "workload", short = 'w', value_name = "W")]
+    workloads: Vec<String>,
     #[command(flatten)]
     folders: Folders,
     /// Count instructions once per side in every check [default: on when valgrind is on PATH].
@@ -64,10 +64,10 @@ pub struct CalibrateArgs {
 }
 
 /// Runs `calibrate`; exit 0 when it finished, 2 on an error.
-pub fn run(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: CalibrateArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let project = ProjectConfig::load(&cwd)?;
-    let mut log = crate::progress::logger(a.quiet);
+    let mut log = crate::cli::progress::logger(a.quiet);
     let repo = Repo::discover(&cwd)
         .ok_or_else(|| Error::Usage("calibrate needs a git repository: it patches HEAD".into()))?;
     let head = repo
@@ -91,8 +91,8 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
             cwd.join(p)
         }
     };
-    let loaded = Profile::load(&a.profile, &a.folders.profiles_dir)?;
-    let counting = counting(&a, &loaded)?;
+    let loaded = Profile::load(&a.profile, &a.folders.profiles_dir, harness.profiles())?;
+    let counting = counting(&a, harness, &loaded)?;
     let mut run_args: Vec<OsString> = vec!["--profile".into()];
     let as_path = Path::new(&a.profile);
     run_args.push(if a.profile.ends_with(".toml") && as_path.exists() {
@@ -104,7 +104,7 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     run_args.push(absolute(&a.folders.profiles_dir).into_os_string());
     for w in &a.workloads {
         run_args.push("--workload".into());
-        run_args.push(w.name().into());
+        run_args.push(w.into());
     }
     // Counts are taken once per side and check, never inside the timed rounds.
     if loaded.instructions.as_ref().is_some_and(|i| i.enabled) {
@@ -114,6 +114,7 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let req = Request {
         repo_root: root.clone(),
         head: head.commit.clone(),
+        harness: crate::ab::build::current_target(&cwd, &project.harness).ok(),
         variants,
         base_bin,
         checks: a.checks as usize,
@@ -177,7 +178,7 @@ fn save_noise(
         machine,
         profile,
         &cal.head,
-        &perfcheck::run::now_rfc3339(),
+        &crate::run::now_rfc3339(),
         span_minutes,
     );
     if entry.metrics.is_empty() {
@@ -260,29 +261,34 @@ fn existing(file: &Path, flag: &str) -> Result<PathBuf, Error> {
 }
 
 /// Instruction counting: the flags, else on when valgrind is on PATH.
-fn counting(a: &CalibrateArgs, profile: &Profile) -> Result<Option<Counting>, Error> {
+fn counting(
+    a: &CalibrateArgs,
+    harness: &Harness,
+    profile: &Profile,
+) -> Result<Option<Counting>, Error> {
     let on = if a.no_instructions {
         false
     } else if a.instructions {
-        perfcheck::profile::instructions::find_valgrind()?;
+        crate::profile::instructions::find_valgrind()?;
         true
     } else {
-        perfcheck::profile::instructions::find_valgrind().is_ok()
+        crate::profile::instructions::find_valgrind().is_ok()
     };
-    Ok(on.then(|| Counting {
+    if !on {
+        return Ok(None);
+    }
+    let settings = profile.instructions.clone().unwrap_or_default();
+    let configured = harness.resolve(profile, &a.workloads)?;
+    Ok(Some(Counting {
         profile: profile.clone(),
-        workloads: if a.workloads.is_empty() {
-            profile.workloads.clone()
-        } else {
-            a.workloads.clone()
-        },
-        settings: profile.instructions.clone().unwrap_or_default(),
+        workloads: crate::run::Counted::plan(&configured, &settings),
+        settings,
     }))
 }
 
 /// A new `calibrate-<time>` folder under the reports folder.
 fn report_dir(reports: &Path) -> Result<PathBuf, Error> {
-    let stamp: String = perfcheck::run::now_rfc3339()
+    let stamp: String = crate::run::now_rfc3339()
         .chars()
         .filter(|c| c.is_ascii_digit() || *c == 'T')
         .collect::<String>()

@@ -2,9 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::run::parse_slowdown;
 use clap::Args;
-use perfcheck::run::parse_slowdown;
-use perfcheck::workload::Workload;
 
 /// Where profiles are read from and reports are written: `run`, `check`, `profile`, `load`.
 #[derive(Args)]
@@ -17,17 +16,12 @@ pub struct Folders {
     pub reports_dir: PathBuf,
 }
 
-/// Parses `--workload`.
-pub fn parse_workload(s: &str) -> Result<Workload, String> {
-    s.parse::<Workload>().map_err(|e| e.to_string())
-}
-
 /// The test-only knob `PERFCHECK_SLOW_STAGE=stage:percent`, if set; a malformed value is a
 /// usage error naming the variable.
-pub fn slowdown_from_env() -> Result<Option<(String, u32)>, perfcheck::Error> {
+pub fn slowdown_from_env() -> Result<Option<(String, u32)>, crate::Error> {
     match std::env::var("PERFCHECK_SLOW_STAGE") {
         Ok(spec) => parse_slowdown(&spec).map(Some).ok_or_else(|| {
-            perfcheck::Error::Usage(format!(
+            crate::Error::Usage(format!(
                 "PERFCHECK_SLOW_STAGE={spec:?}: expected STAGE:PERCENT, e.g. vector_search:50"
             ))
         }),

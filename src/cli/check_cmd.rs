@@ -4,21 +4,21 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::baseline::pending::PendingStore;
+use crate::baseline::select::NoBaseline;
+use crate::baseline::sqlite::SqliteStore;
+use crate::check::{check, CheckOutcome};
+use crate::compare::measured_noise;
+use crate::compare::Comparison;
+use crate::git::{short_sha, Repo};
+use crate::project::ProjectConfig;
+use crate::record::RunRecord;
+use crate::report::check as render;
+use crate::report::escape;
 use anyhow::Context;
 use clap::Args;
-use perfcheck::baseline::pending::PendingStore;
-use perfcheck::baseline::select::NoBaseline;
-use perfcheck::baseline::sqlite::SqliteStore;
-use perfcheck::check::{check, CheckOutcome};
-use perfcheck::compare::measured_noise;
-use perfcheck::compare::Comparison;
-use perfcheck::git::{short_sha, Repo};
-use perfcheck::project::ProjectConfig;
-use perfcheck::record::RunRecord;
-use perfcheck::report::check as render;
-use perfcheck::report::escape;
 
-use crate::run_cmd::{measure, prepare_store, save, MeasureArgs};
+use crate::cli::run_cmd::{measure, prepare_store, save, MeasureArgs};
 
 /// Arguments of `check`.
 #[derive(Args)]
@@ -57,18 +57,18 @@ pub struct CheckArgs {
     #[arg(long, value_name = "N", default_value_t = 10, requires = "ab",
           value_parser = clap::value_parser!(u32).range(2..=200))]
     pub rounds: u32,
-    /// With --ab: use this cargo-perfcheck binary as the base side instead of building the
+    /// With --ab: use this harness binary as the base side instead of building the
     /// base revision (for example one that CI built or cached earlier).
     #[arg(long, value_name = "FILE", requires = "ab")]
     pub base_bin: Option<PathBuf>,
 }
 
 /// Runs the `check` subcommand; exit 0 = no regression, 1 = regression, 2 = error.
-pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: CheckArgs, harness: &crate::harness::Harness) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let project = ProjectConfig::load(&cwd)?;
     if a.ab {
-        return crate::ab_cmd::run(&a, &project, &cwd);
+        return crate::cli::ab_cmd::run(&a, harness, &project, &cwd);
     }
     let store_path = project.store_path(a.store.as_deref());
     // A missing store is the normal first run: no baseline, and no file created unless a run
@@ -93,7 +93,13 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
             (record, dir)
         }
         None => {
-            let outcome = measure(&a.measure, &project.check.profile, &cwd, Some(&store_path))?;
+            let outcome = measure(
+                &a.measure,
+                harness,
+                &project.check.profile,
+                &cwd,
+                Some(&store_path),
+            )?;
             (outcome.record, outcome.dir)
         }
     };
@@ -138,12 +144,7 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
         } => {
             comparison.noise_floors = noise_floors;
             let bases: Vec<&RunRecord> = base_records.iter().collect();
-            perfcheck::report::diff_flame::write_for_attribution(
-                &mut comparison,
-                &bases,
-                &head,
-                &dir,
-            )?;
+            crate::report::diff_flame::write_for_attribution(&mut comparison, &bases, &head, &dir)?;
             if baseline.distance > 0 {
                 println!(
                     "baseline: {} ({} commits before the merge-base), {} run(s)",
@@ -160,17 +161,17 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
             let md = no_baseline_markdown(&why, &head, fail);
             write_file(&dir.join("check.md"), &md)?;
             let json = serde_json::json!({
-                "schema": perfcheck::compare::CHECK_SCHEMA_VERSION,
+                "schema": crate::compare::CHECK_SCHEMA_VERSION,
                 "status": "no_baseline",
                 "reason": why.to_string(),
-                "head": perfcheck::metrics::RunInfo::from_record(&head),
+                "head": crate::metrics::RunInfo::from_record(&head),
             });
             write_file(
                 &dir.join("check.json"),
                 &format!("{}\n", serde_json::to_string_pretty(&json)?),
             )?;
             let annotation = if fail {
-                format!("::error title=perfcheck::no baseline: {why}\n")
+                format!("::error title=crate::no baseline: {why}\n")
             } else {
                 String::new()
             };
@@ -184,7 +185,7 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(pending) = pending.as_mut() {
         save(pending, &head)?;
-        crate::run_cmd::print_untracked_hint(&head);
+        crate::cli::run_cmd::print_untracked_hint(&head);
     }
     Ok(ExitCode::from(code as u8))
 }

@@ -1,0 +1,32 @@
+//! The agent-memory engine's perfcheck harness: its four workloads (`recall`, `remember`,
+//! `consolidation`, `mixed`) and built-in profiles, through the same public harness API any
+//! crate uses. `cargo perfcheck` in this repository finds, builds and runs this target.
+
+mod workloads;
+
+use perfcheck::harness::Harness;
+
+/// The engine's profiles, shipped in the binary so they work from any directory.
+const PROFILES: &[(&str, &str)] = &[
+    ("quick", include_str!("../../../../profiles/quick.toml")),
+    ("ci", include_str!("../../../../profiles/ci.toml")),
+    ("tiny", include_str!("../../../../profiles/tiny.toml")),
+    ("ab", include_str!("../../../../profiles/ab.toml")),
+    ("load", include_str!("../../../../profiles/load.toml")),
+    ("soak", include_str!("../../../../profiles/soak.toml")),
+    ("soak-ci", include_str!("../../../../profiles/soak-ci.toml")),
+];
+
+fn harness() -> Harness {
+    let shared = workloads::Shared::default();
+    let mut h = Harness::new();
+    for kind in workloads::Kind::ALL {
+        h = h.workload(workloads::EngineWorkload::new(kind, shared.clone()));
+    }
+    for (name, text) in PROFILES {
+        h = h.profile(name, text);
+    }
+    h
+}
+
+perfcheck::main!(harness = harness());
