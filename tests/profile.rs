@@ -334,13 +334,40 @@ fn overhead_measures_interleaved_blocks_and_the_allocator() {
         profiled,
         [false, true, true, false, false, true, true, false]
     );
-    assert!(o["wall_ratio"].as_f64().unwrap() > 0.0);
+    // The ratio is what the blocks add up to: profiled wall time over unprofiled.
+    let wall = |on: bool| -> f64 {
+        blocks
+            .iter()
+            .filter(|b| b["profiled"].as_bool().unwrap() == on)
+            .map(|b| b["wall_ns"].as_f64().unwrap())
+            .sum()
+    };
+    let ratio = o["wall_ratio"].as_f64().unwrap();
+    assert!(wall(false) > 0.0, "{o}");
+    assert!(
+        (ratio - wall(true) / wall(false)).abs() < 1e-9 * ratio.max(1.0),
+        "{o}"
+    );
+    assert_eq!(
+        o["samples"].as_u64().unwrap() > 0,
+        o["coverage"].as_f64().unwrap() > 0.0,
+        "{o}"
+    );
     assert!(
         !run.join("recall").join("cpu.folded").exists(),
         "--overhead alone profiles nothing"
     );
     let rec = json(&run.join("profile.json"));
-    assert!(rec["alloc_overhead"]["ratio"].as_f64().unwrap() > 0.0);
+    let a = &rec["alloc_overhead"];
+    let (system, counting) = (
+        a["system_ns"].as_f64().unwrap(),
+        a["counting_ns"].as_f64().unwrap(),
+    );
+    assert!(system > 0.0 && counting > 0.0, "{a}");
+    assert!(
+        (a["ratio"].as_f64().unwrap() - counting / system).abs() < 1e-9,
+        "{a}"
+    );
 }
 
 #[test]
