@@ -6,7 +6,6 @@ use crate::compare::attribution::explain;
 use crate::compare::{compare, Comparison};
 use crate::error::Error;
 use crate::git::Repo;
-use crate::metrics::MetricSet;
 use crate::project::ProjectConfig;
 use crate::record::RunRecord;
 
@@ -85,12 +84,4 @@ pub fn check(
     })
 }
 
-/// The metrics of a record; a record whose names do not parse is a damaged record.
-pub fn metric_set(record: &RunRecord) -> Result<MetricSet, Error> {
-    MetricSet::from_record(record).map_err(|e| {
-        Error::Usage(format!(
-            "run {} holds a metric perfcheck cannot name: {e}",
-            record.run_id
-        ))
-    })
-}
+pub use crate::metrics::metric_set;

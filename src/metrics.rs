@@ -11,10 +11,20 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::record::{RunRecord, StageSamples, WorkloadResult};
-use crate::workload::summary::{percentile, TOTAL};
+use crate::record::{percentile, TOTAL};
 
 /// Row name of the time inside an operation but outside every named stage.
-pub use crate::workload::summary::OTHER;
+pub use crate::record::OTHER;
+
+/// The metrics of a record; a record whose names do not parse is a damaged record.
+pub fn metric_set(record: &RunRecord) -> Result<MetricSet, crate::error::Error> {
+    MetricSet::from_record(record).map_err(|e| {
+        crate::error::Error::Usage(format!(
+            "run {} holds a metric perfcheck cannot name: {e}",
+            record.run_id
+        ))
+    })
+}
 
 /// What is measured about a stage: the third part of a metric name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -333,3 +333,18 @@ impl WorkloadResult {
         self.stages.iter().find(|s| s.stage == name)
     }
 }
+
+/// Row name of the whole operation.
+pub const TOTAL: &str = "total";
+/// Row name of the time and allocations inside an operation but outside every named stage.
+pub const OTHER: &str = "other";
+
+/// Nearest-rank percentile of sorted samples (0 when empty): how a record's summaries and the
+/// metrics recomputed from its samples agree.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}

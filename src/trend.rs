@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::baseline::Store;
-use crate::check::metric_set;
+use crate::metrics::metric_set;
 use crate::compare::stats::{normal_quantile, rng_for, safe_ln, BlockSamples};
 use crate::compare::{compare, Status, Thresholds};
 use crate::error::Error;

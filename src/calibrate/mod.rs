@@ -16,7 +16,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::ab::{self, instructions, session};
-use crate::check::metric_set;
+use crate::metrics::metric_set;
 use crate::compare::{attribution, compare_paired, Comparison, Thresholds};
 use crate::config::{InstructionsSettings, Profile};
 use crate::error::Error;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::record::InstructionCounts;
-use crate::workload::summary::TOTAL;
+use crate::record::TOTAL;
 
 /// Rows of a function table.
 pub const TOP_FUNCTIONS: usize = 10;

@@ -100,7 +100,7 @@ impl BlockSamples {
                 return s / total as f64;
             }
         };
-        // Nearest rank, as `workload::summary::percentile`: the smallest value whose
+        // Nearest rank, as `record::percentile`: the smallest value whose
         // cumulative weight reaches ceil(q * total).
         let target = ((q * total as f64).ceil() as u64).clamp(1, total);
         if q <= 0.5 {

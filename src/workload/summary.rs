@@ -3,10 +3,7 @@
 use crate::record::{StageSamples, StageSummary};
 use crate::stage::OpSample;
 
-/// Row name of the whole operation.
-pub const TOTAL: &str = "total";
-/// Row name of the time and allocations inside an operation but outside every named stage.
-pub const OTHER: &str = "other";
+use crate::record::{percentile, OTHER, TOTAL};
 
 /// Collects operation samples and summarises them per stage.
 #[derive(Default)]
@@ -119,15 +116,6 @@ fn summarize(c: &StageSamples, peak: u64, total_wall: f64) -> StageSummary {
             0.0
         },
     }
-}
-
-/// Nearest-rank percentile of sorted samples (0 when empty).
-pub fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 #[cfg(test)]

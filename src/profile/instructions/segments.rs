@@ -9,7 +9,7 @@
 
 use crate::record::StageInstructions;
 use crate::stage::SEGMENT_PREFIX;
-use crate::workload::summary::{OTHER, TOTAL};
+use crate::record::{OTHER, TOTAL};
 
 use super::callgrind_out::PartTotals;
 
