@@ -248,3 +248,37 @@ fn profiles_lists_the_builtin_profiles() {
                 .and(predicate::str::contains("tiny")),
         );
 }
+
+#[test]
+fn workloads_lists_the_harness_workloads_in_run_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = perfcheck(tmp.path())
+        .args(["perfcheck", "workloads"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let names: Vec<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    assert_eq!(names, ["recall", "remember", "consolidation", "mixed"]);
+}
+
+#[test]
+fn without_a_harness_run_explains_the_convention_and_exits_2() {
+    // Not a cargo package, and no PERFCHECK_HARNESS: the launcher has nothing to build.
+    let tmp = tempfile::tempdir().unwrap();
+    assert_cmd::Command::cargo_bin("cargo-perfcheck")
+        .unwrap()
+        .current_dir(tmp.path())
+        .env_remove("PERFCHECK_HARNESS")
+        .args(["run", "-p", "tiny"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cargo package").and(predicate::str::contains(
+            tmp.path().file_name().unwrap().to_string_lossy().as_ref(),
+        )));
+}

@@ -49,6 +49,8 @@ enum Command {
     Calibrate(calibrate_cmd::CalibrateArgs),
     /// List the profiles that --profile accepts.
     Profiles(ProfilesArgs),
+    /// List the workloads that --workload accepts (the harness's).
+    Workloads,
     /// Open-loop load, stress and soak tests of the engine (phases, --find-max), with charts.
     Load(load_cmd::LoadArgs),
     /// The child of an instructions pass (started by perfcheck under callgrind).
@@ -115,6 +117,20 @@ fn dispatch(cli: Cli, harness: &Harness) -> anyhow::Result<ExitCode> {
                 a.ops,
             )?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Workloads => {
+            if harness.is_empty() {
+                return Err(crate::Error::Usage(
+                    "no harness here: run `cargo perfcheck` in a package with a perfcheck \
+                     harness target (see README, \"Use it on your own crate\")"
+                        .into(),
+                )
+                .into());
+            }
+            for w in harness.workloads() {
+                println!("{:<14} {}", w.name(), w.description());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Profiles(a) => {
