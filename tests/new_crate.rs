@@ -127,6 +127,13 @@ fn cargo_perfcheck(dir: &Path) -> assert_cmd::Command {
     c
 }
 
+/// Whether `program` is on PATH.
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}
+
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -201,6 +208,53 @@ fn a_new_crate_gets_stage_rows_a_flamegraph_an_ab_verdict_and_a_trend() {
     }
     assert!(text.contains("query: 400 ops"), "{text}");
     assert!(text.contains("saved as a baseline"), "{text}");
+
+    // The instructions pass works on the crate's workload too: per-stage counts, the same in
+    // two passes of the same binary.
+    if which("valgrind") {
+        let counts = || -> Vec<(String, Vec<u64>)> {
+            let out = cargo_perfcheck(&dir)
+                .args(["run", "-p", "small", "-q", "--instructions"])
+                .output()
+                .unwrap();
+            let text = stdout(&out);
+            assert!(
+                out.status.success(),
+                "{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let record = text
+                .lines()
+                .find_map(|l| l.strip_prefix("run record: ").map(PathBuf::from))
+                .expect("the run record's path is printed");
+            let run = json(&dir.join(record));
+            let stages = run["workloads"][0]["instructions"]["stages"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no instruction counts: {}", run["workloads"][0]))
+                .clone();
+            stages
+                .iter()
+                .map(|s| {
+                    let counts = s["instructions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|c| c.as_u64().unwrap())
+                        .collect();
+                    (s["stage"].as_str().unwrap().to_owned(), counts)
+                })
+                .collect()
+        };
+        let first = counts();
+        for stage in ["tokenize", "score"] {
+            let (_, c) = first
+                .iter()
+                .find(|(s, _)| s == stage)
+                .unwrap_or_else(|| panic!("{stage} not counted: {first:?}"));
+            assert!(c.iter().all(|&n| n > 0), "{stage}: {c:?}");
+        }
+        assert_eq!(first, counts(), "two passes of one binary count alike");
+    }
 
     // profile: a flamegraph whose stage frames are the crate's stage functions.
     let out = cargo_perfcheck(&dir)
