@@ -10,8 +10,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::record::{RunRecord, StageSamples, WorkloadResult};
 use crate::record::{percentile, TOTAL};
+use crate::record::{RunRecord, StageSamples, WorkloadResult};
 
 /// Row name of the time inside an operation but outside every named stage.
 pub use crate::record::OTHER;

@@ -4,11 +4,11 @@
 use serde::Serialize;
 
 use crate::baseline::Store;
-use crate::metrics::metric_set;
 use crate::compare::stats::{normal_quantile, rng_for, safe_ln, BlockSamples};
 use crate::compare::{compare, Status, Thresholds};
 use crate::error::Error;
 use crate::git::Repo;
+use crate::metrics::metric_set;
 use crate::metrics::{Metric, MetricKind, MetricName, MetricSet, Unit};
 
 /// How far back along first parents a trend looks for commits with runs.

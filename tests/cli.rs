@@ -278,7 +278,9 @@ fn without_a_harness_run_explains_the_convention_and_exits_2() {
         .args(["run", "-p", "tiny"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("cargo package").and(predicate::str::contains(
-            tmp.path().file_name().unwrap().to_string_lossy().as_ref(),
-        )));
+        .stderr(
+            predicate::str::contains("cargo package").and(predicate::str::contains(
+                tmp.path().file_name().unwrap().to_string_lossy().as_ref(),
+            )),
+        );
 }

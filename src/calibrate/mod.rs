@@ -16,10 +16,10 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::ab::{self, instructions, session};
-use crate::metrics::metric_set;
 use crate::compare::{attribution, compare_paired, Comparison, Thresholds};
 use crate::config::{InstructionsSettings, Profile};
 use crate::error::Error;
+use crate::metrics::metric_set;
 use crate::record::RunRecord;
 
 pub use noise::NoiseSamples;

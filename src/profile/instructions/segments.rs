@@ -8,8 +8,8 @@
 //! of its parts together its `total`.
 
 use crate::record::StageInstructions;
-use crate::stage::SEGMENT_PREFIX;
 use crate::record::{OTHER, TOTAL};
+use crate::stage::SEGMENT_PREFIX;
 
 use super::callgrind_out::PartTotals;
 
