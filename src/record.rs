@@ -165,8 +165,10 @@ impl InstructionCounts {
     }
 }
 
-/// How good the engine's answers were, against the corpus' ground truth.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// How good a workload's answers were, measured after its timed operations. The named fields
+/// are the engine's (records of every version carry them); any workload can report its own
+/// measures in `measures`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Quality {
     /// Share of queries whose relevant event is in the top `k` (recall workload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,6 +182,9 @@ pub struct Quality {
     /// Share of events in facts that belong to their fact's planted topic (consolidation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purity: Option<f64>,
+    /// A workload's own quality measures by name (`accuracy`, `f1`), printed in its heading.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub measures: std::collections::BTreeMap<String, f64>,
 }
 
 /// Recall cache counters.

@@ -81,7 +81,7 @@ fn heading(w: &WorkloadResult) -> String {
             group_digits(c.misses)
         ));
     }
-    if let Some(q) = w.quality {
+    if let Some(q) = &w.quality {
         if let (Some(r), Some(k)) = (q.recall_at_k, q.k) {
             h.push_str(&format!(", recall@{k} {r:.3}"));
         }
@@ -90,6 +90,10 @@ fn heading(w: &WorkloadResult) -> String {
         }
         if let Some(p) = q.purity {
             h.push_str(&format!(", fact purity {p:.3}"));
+        }
+        for (name, v) in &q.measures {
+            // Names come from the record, which may have been imported.
+            h.push_str(&format!(", {} {v:.3}", crate::report::escape::terminal(name)));
         }
     }
     h
@@ -183,6 +187,7 @@ mod tests {
                 k: Some(10),
                 ann_recall_at_10: Some(0.97),
                 purity: None,
+                measures: [("f1".to_owned(), 0.5)].into(),
             }),
             op_counts: [("recall".to_string(), 1100)].into_iter().collect(),
             stages: vec![
@@ -196,7 +201,7 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
             lines[0],
-            "recall: 1,100 ops (100 CPU-sampled) in 250ms, 4,400 ops/s, cache 200 hits / 900 misses (18% hit), recall@10 0.941 (index vs exact 0.970)"
+            "recall: 1,100 ops (100 CPU-sampled) in 250ms, 4,400 ops/s, cache 200 hits / 900 misses (18% hit), recall@10 0.941 (index vs exact 0.970), f1 0.500"
         );
         assert_eq!(lines.len(), 4);
         assert!(lines[2].starts_with("  vector_search"));

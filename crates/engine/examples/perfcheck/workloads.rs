@@ -322,7 +322,7 @@ impl Workload for EngineWorkload {
                     recall_at_k: Some(quality::ground_truth_recall(&mut state.engine, queries, k)?),
                     k: Some(k),
                     ann_recall_at_10: Some(quality::engine_ivf_recall(&state.engine, sample, 10)),
-                    purity: None,
+                    ..Quality::default()
                 })
             }
             Kind::Consolidation => Some(Quality {
