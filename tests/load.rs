@@ -4,6 +4,9 @@
 //! No assertion is about wall time; the only clocks are deadlock guards.
 
 mod common;
+/// The engine's load target, as its harness registers it.
+#[path = "../crates/engine/examples/perfcheck/load.rs"]
+mod engine_load;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -256,7 +259,9 @@ fn overload_sheds_late_operations_and_still_reconciles() {
         ..LoadSettings::default()
     });
     let reports = tempfile::tempdir().unwrap();
+    let harness = perfcheck::harness::Harness::new().load_target(engine_load::EngineLoad);
     let req = LoadRequest {
+        target: load::target(&harness).unwrap(),
         profile,
         find_max: false,
         reports_dir: reports.path().to_path_buf(),
