@@ -353,3 +353,16 @@ fn soak_ci_runs_the_soak_code_path_for_a_minute() {
     assert_eq!(report["reconciliation"]["problems"], serde_json::json!([]));
     assert_charts(&run, &["memory", "latency-over-time"]);
 }
+
+#[test]
+fn a_harness_without_a_load_target_is_a_usage_error_saying_how_to_add_one() {
+    // The only harness binary here registers one; the check `load` makes first is this.
+    let h = perfcheck::harness::Harness::new().profile("mini", MINI_LOAD);
+    let e = load::target(&h).err().expect("no load target");
+    assert_eq!(e.exit_code(), 2);
+    let m = e.to_string();
+    assert!(
+        m.contains("this harness has no load target") && m.contains("load_target("),
+        "{m}"
+    );
+}

@@ -561,3 +561,68 @@ pub fn metrics(r: &LoadReport) -> BTreeMap<String, f64> {
 pub fn human(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::load_target::tests::Counter;
+
+    #[test]
+    fn the_generator_runs_a_target_and_its_reconcile_sees_the_counts() {
+        let profile = Profile::parse(
+            "[load]\nrate = 300\nworkers = 2\nphases = [{ name = \"steady\", duration = \"1s\", rate = 1.0 }]\n",
+            "counter",
+            std::path::Path::new("<test>"),
+        )
+        .unwrap();
+        let reports = tempfile::tempdir().unwrap();
+        let req = LoadRequest {
+            target: target(&Harness::new().load_target(Counter)).unwrap(),
+            profile,
+            find_max: false,
+            reports_dir: reports.path().to_path_buf(),
+            repo_dir: reports.path().to_path_buf(),
+        };
+        let out = execute(&req, &mut |_| {}, &mut |_| {}).unwrap();
+        let r = &out.report;
+        assert_eq!(r.mix.to_string(), "add=3 fail=1");
+        let run = r.run.as_ref().unwrap();
+        let kinds: Vec<&str> = run.total.by_kind.iter().map(|k| k.kind.as_str()).collect();
+        assert_eq!(kinds, ["add", "fail"]);
+        let (add, fail) = (&run.total.by_kind[0], &run.total.by_kind[1]);
+        assert_eq!(add.ops + fail.ops, run.total.offered_ops);
+        assert_eq!(run.total.offered_ops, 300);
+        assert!(add.ops > fail.ops && fail.ops > 0, "{add:?} {fail:?}");
+        assert_eq!(fail.errors, fail.ops, "every fail op failed");
+        assert_eq!(run.error_samples, ["fail: asked to fail"]);
+        // The target's counter grew by what the adds added, and reconcile saw the same.
+        let c = &r.reconciliation;
+        assert!(c.ok(), "{c:?}");
+        // Shed operations (counted among the timeouts) never ran.
+        let ran_ok = add.ops - add.errors;
+        assert!(
+            (ran_ok - add.timeouts..=ran_ok).contains(&c.counts["added"]),
+            "{c:?}"
+        );
+        assert_eq!(c.counts["sum"], run.counts["sum"]);
+        assert!(run.counts["sum"] >= c.counts["added"]);
+        // load.json keeps the counts as fields of the run and of the reconciliation.
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.dir.join("load.json")).unwrap()).unwrap();
+        assert_eq!(json["run"]["sum"], run.counts["sum"]);
+        assert_eq!(json["reconciliation"]["added"], c.counts["added"]);
+        assert_eq!(json["mix"], serde_json::json!({"add": 3, "fail": 1}));
+        assert!(out.record.extra_metrics.contains_key("load/total/p99_ns"));
+    }
+
+    #[test]
+    fn a_harness_without_a_load_target_is_an_error_saying_how_to_add_one() {
+        let e = target(&Harness::new()).err().unwrap();
+        assert_eq!(e.exit_code(), 2);
+        let m = e.to_string();
+        assert!(
+            m.contains("no load target") && m.contains(".load_target("),
+            "{m}"
+        );
+    }
+}
