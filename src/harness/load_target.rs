@@ -168,6 +168,25 @@ impl Mix {
         Ok(())
     }
 
+    /// `--mix`'s `self` over the load target's `kinds`: every kind of the target, in its
+    /// order, weighing what `self` gives it or 0; an error (naming the form and the target's
+    /// kinds) for a kind the target does not have.
+    pub fn fill(&self, kinds: &Mix) -> Result<Mix, String> {
+        let names = kinds.names();
+        if let Some((k, _)) = self
+            .kinds()
+            .iter()
+            .find(|(k, _)| !names.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "unknown kind `{k}` (the load target's kinds are {}); {}",
+                names.join(", "),
+                crate::load::settings::MIX_FORM
+            ));
+        }
+        Ok(Mix::new(names.iter().map(|n| (*n, self.weight(n)))))
+    }
+
     /// As a JSON object `{kind: weight}`, the form of a profile's `[mix]` table.
     pub fn to_table(&self) -> Table {
         self.kinds

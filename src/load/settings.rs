@@ -414,26 +414,6 @@ pub fn parse_mix(s: &str) -> Result<Mix, String> {
     Ok(mix)
 }
 
-impl Mix {
-    /// `--mix`'s `self` over the load target's `kinds`: every kind of the target, in its
-    /// order, weighing what `self` gives it or 0; an error (naming the form and the target's
-    /// kinds) for a kind the target does not have.
-    pub fn fill(&self, kinds: &Mix) -> Result<Mix, String> {
-        let names = kinds.names();
-        if let Some((k, _)) = self
-            .kinds()
-            .iter()
-            .find(|(k, _)| !names.contains(&k.as_str()))
-        {
-            return Err(format!(
-                "unknown kind `{k}` (the load target's kinds are {}); {MIX_FORM}",
-                names.join(", ")
-            ));
-        }
-        Ok(Mix::new(names.iter().map(|n| (*n, self.weight(n)))))
-    }
-}
-
 /// Parses `--phases NAME=DURATION@RATE,...` where RATE is a multiple of `--rate` (`1.5`, or a
 /// percentage `150%`) or a ramp `FROM..TO` (`0.1..1`).
 pub fn parse_phases(s: &str) -> Result<Vec<PhaseSpec>, String> {
