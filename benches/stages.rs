@@ -15,11 +15,11 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use agent_memory::consolidate::{cluster, load_events, ConsolidateOptions};
+use agent_memory::recall::{embed_query, format, rerank, vector_search};
+use agent_memory::remember::embed;
+use agent_memory::{Corpus, CorpusConfig, Engine, EngineConfig};
 use criterion::{criterion_group, criterion_main, Criterion};
-use perfcheck::engine::consolidate::{cluster, load_events, ConsolidateOptions};
-use perfcheck::engine::recall::{embed_query, format, rerank, vector_search};
-use perfcheck::engine::remember::embed;
-use perfcheck::engine::{Corpus, CorpusConfig, Engine, EngineConfig};
 
 fn stages(c: &mut Criterion) {
     let corpus = Corpus::generate(&CorpusConfig {

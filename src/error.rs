@@ -61,9 +61,6 @@ pub enum Error {
     /// A workload's setup, preparation or operation failed.
     #[error("{0}")]
     Workload(String),
-    /// The engine under test failed.
-    #[error("engine: {0}")]
-    Engine(#[from] crate::engine::EngineError),
     /// A file could not be read or written (the cause follows in the error's chain).
     #[error("{context}")]
     Io {

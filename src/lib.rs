@@ -1,8 +1,8 @@
 //! perfcheck: stage-instrumented workloads, profiles, baselines per commit and a regression gate.
 //!
 //! The data flow (see docs/ARCHITECTURE.md): a [`config::Profile`] says what to run; the
-//! [`workload`] runner drives the [`engine`] while the [`stage`] recorder measures every
-//! stage; [`run`] assembles a [`record::RunRecord`] and [`report`] renders it.
+//! [`workload`] runner drives a crate's [`harness`] workloads while the [`stage`] recorder
+//! measures every stage; [`run`] assembles a [`record::RunRecord`] and [`report`] renders it.
 #![deny(missing_docs)]
 
 pub mod ab;
@@ -30,8 +30,6 @@ pub mod workload;
 
 pub use error::Error;
 
-/// The agent-memory engine (crate `agent_memory`), re-exported so `crate::engine` paths work.
-pub use agent_memory as engine;
 /// The stage instrumentation (crate `perfcheck_stage`), re-exported so `crate::stage` paths
 /// work.
 pub use perfcheck_stage as stage;

@@ -146,7 +146,7 @@ pub struct FunctionCost {
     /// The stage whose instructions these are (nested stages' are theirs; `other` is outside
     /// every stage).
     pub stage: String,
-    /// Demangled name, as callgrind reports it (`perfcheck::engine::index::IvfIndex::search`).
+    /// Demangled name, as callgrind reports it (`agent_memory::index::IvfIndex::search`).
     pub function: String,
     /// Source file of its code, when debug information names it.
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -3,11 +3,11 @@
 //! Sizes are small so the whole file runs in seconds in a debug build; the `#[ignore]`d
 //! `measure_at_benchmark_sizes` reports the numbers at the `quick` and `ci` sizes in release.
 
-use perfcheck::engine::consolidate::ConsolidateOptions;
-use perfcheck::engine::quality::{
+use agent_memory::consolidate::ConsolidateOptions;
+use agent_memory::quality::{
     consolidation_purity, engine_ivf_recall, ground_truth_recall, ivf_recall,
 };
-use perfcheck::engine::{Corpus, CorpusConfig, Engine, EngineConfig, EngineError, NewEvent};
+use agent_memory::{Corpus, CorpusConfig, Engine, EngineConfig, EngineError, NewEvent};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use tempfile::TempDir;
 
@@ -428,7 +428,7 @@ fn same_seed_gives_an_identical_corpus_and_stream() {
     let digest = a
         .events
         .iter()
-        .map(|e| perfcheck::engine::embed::fnv1a(e.text.as_bytes()))
+        .map(|e| agent_memory::embed::fnv1a(e.text.as_bytes()))
         .fold(0u64, |acc, h| acc.rotate_left(5) ^ h);
     assert_eq!(digest, GOLDEN_DIGEST, "corpus generator output changed");
 
@@ -553,7 +553,7 @@ fn one_thousand_concurrent_tasks_reconcile_exactly() {
     enum Done {
         Recall(Vec<i64>),
         Remember(usize, i64),
-        Consolidate(perfcheck::engine::ConsolidationReport),
+        Consolidate(agent_memory::ConsolidationReport),
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -4,6 +4,9 @@
 //! No assertion is about wall time; the only clocks are deadlock guards.
 
 mod common;
+/// The engine's load target, as its harness registers it.
+#[path = "../crates/engine/examples/perfcheck/load.rs"]
+mod engine_load;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -256,7 +259,9 @@ fn overload_sheds_late_operations_and_still_reconciles() {
         ..LoadSettings::default()
     });
     let reports = tempfile::tempdir().unwrap();
+    let harness = perfcheck::harness::Harness::new().load_target(engine_load::EngineLoad);
     let req = LoadRequest {
+        target: load::target(&harness).unwrap(),
         profile,
         find_max: false,
         reports_dir: reports.path().to_path_buf(),
@@ -347,4 +352,17 @@ fn soak_ci_runs_the_soak_code_path_for_a_minute() {
         .any(|c| c["what"] == "heap_growth_bytes_per_hour" && c["pass"] == true));
     assert_eq!(report["reconciliation"]["problems"], serde_json::json!([]));
     assert_charts(&run, &["memory", "latency-over-time"]);
+}
+
+#[test]
+fn a_harness_without_a_load_target_is_a_usage_error_saying_how_to_add_one() {
+    // The only harness binary here registers one; the check `load` makes first is this.
+    let h = perfcheck::harness::Harness::new().profile("mini", MINI_LOAD);
+    let e = load::target(&h).err().expect("no load target");
+    assert_eq!(e.exit_code(), 2);
+    let m = e.to_string();
+    assert!(
+        m.contains("this harness has no load target") && m.contains("load_target("),
+        "{m}"
+    );
 }

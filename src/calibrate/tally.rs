@@ -169,11 +169,11 @@ mod tests {
     #[test]
     fn a_planted_function_is_recognised_by_its_last_segment() {
         assert!(names(
-            "perfcheck::engine::index::calibration_extra_work",
+            "agent_memory::index::calibration_extra_work",
             "calibration_extra_work"
         ));
         assert!(!names(
-            "perfcheck::engine::index::IvfIndex::search",
+            "agent_memory::index::IvfIndex::search",
             "calibration_extra_work"
         ));
     }

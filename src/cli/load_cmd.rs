@@ -1,4 +1,4 @@
-//! `cargo perfcheck load`: open-loop load, stress and soak tests of the engine.
+//! `cargo perfcheck load`: open-loop load, stress and soak tests of the harness's load target.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::config::Profile;
-use crate::engine::settings::Mix;
 use crate::harness::Harness;
-use crate::load::{self, LoadRequest, PhaseSpec, Progress};
+use crate::load::{self, LoadRequest, Mix, PhaseSpec, Progress};
 use crate::project::ProjectConfig;
 use crate::report::format::duration_ns;
 use anyhow::Context;
@@ -29,7 +28,8 @@ pub struct LoadArgs {
     /// 60s, 10m, 1h).
     #[arg(long, value_name = "D", value_parser = parse_duration, conflicts_with = "phases")]
     duration: Option<Duration>,
-    /// Operation mix, e.g. recall=80,remember=15,consolidation=5 [default: the profile's mix].
+    /// Operation mix over the load target's kinds, e.g. recall=80,remember=15,consolidation=5
+    /// (kinds not named weigh 0) [default: the profile's `[mix]`].
     #[arg(long, value_name = "KIND=WEIGHT,...", value_parser = parse_mix)]
     mix: Option<Mix>,
     /// Phases NAME=DURATION@RATE,... with RATE a multiple of --rate or a ramp FROM..TO, e.g.
@@ -40,7 +40,7 @@ pub struct LoadArgs {
     /// instead of running the phases.
     #[arg(long, conflicts_with_all = ["duration", "phases"])]
     find_max: bool,
-    /// Worker threads running engine operations [default: the profile's, else max(4, 2 x cores)].
+    /// Worker threads running operations [default: the profile's, else max(4, 2 x cores)].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,
     /// Profile name (profiles/<NAME>.toml or built in: load, soak, soak-ci, ...) or path.
@@ -81,6 +81,7 @@ fn parse_phases(s: &str) -> Result<Phases, String> {
 
 /// Runs the `load` subcommand.
 pub fn run(a: LoadArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
+    let target = load::target(harness)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let project = ProjectConfig::load(&cwd)?;
     let mut profile = Profile::load(&a.profile, &a.folders.profiles_dir, harness.profiles())?;
@@ -106,8 +107,15 @@ pub fn run(a: LoadArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
         settings.workers = usize::from(w);
     }
     if let Some(m) = a.mix {
-        let value = serde_json::to_value(m).context("encoding --mix")?;
-        profile.workload_config.insert("mix".into(), value);
+        // The kinds are the target's: learn them from the profile as it is, then replace its
+        // `[mix]` (the table the target reads its weights from).
+        let kinds = target.configure(&profile, &profile.origin())?.mix().clone();
+        let mix = m
+            .fill(&kinds)
+            .map_err(|e| crate::Error::Usage(format!("--mix: {e}")))?;
+        profile
+            .workload_config
+            .insert("mix".into(), mix.to_table().into());
     }
     settings.validate().map_err(crate::Error::Usage)?;
     profile.load = Some(settings.clone());
@@ -118,6 +126,7 @@ pub fn run(a: LoadArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
         None
     };
     let req = LoadRequest {
+        target,
         profile,
         find_max: a.find_max,
         reports_dir: a.folders.reports_dir.clone(),

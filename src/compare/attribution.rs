@@ -220,7 +220,7 @@ pub fn explain(
 }
 
 /// The short name of a function for headlines: its last two path segments
-/// (`perfcheck::engine::index::IvfIndex::search` -> `IvfIndex::search`), generics kept.
+/// (`agent_memory::index::IvfIndex::search` -> `IvfIndex::search`), generics kept.
 pub fn short_name(function: &str) -> String {
     // Split on `::` outside angle brackets only.
     let mut depth = 0i32;
@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn short_names_keep_the_type_and_method() {
         assert_eq!(
-            short_name("perfcheck::engine::index::IvfIndex::search"),
+            short_name("agent_memory::index::IvfIndex::search"),
             "IvfIndex::search"
         );
         assert_eq!(

@@ -5,6 +5,7 @@
 pub mod build;
 pub mod erased;
 pub mod launch;
+pub mod load_target;
 pub mod locate;
 pub mod workload;
 
@@ -14,6 +15,7 @@ use crate::config::Profile;
 use crate::error::Error;
 
 pub use erased::{AnyWorkload, Configured, Session};
+pub use load_target::{AnyLoadTarget, LoadTarget};
 pub use workload::{BoxError, Gap, NoConfig, OpCounts, PassMode, SetupContext, Workload};
 
 /// The workloads one harness binary can run, in the order a run performs them.
@@ -21,6 +23,7 @@ pub use workload::{BoxError, Gap, NoConfig, OpCounts, PassMode, SetupContext, Wo
 pub struct Harness {
     workloads: Vec<Arc<dyn AnyWorkload>>,
     profiles: Vec<(&'static str, &'static str)>,
+    load_target: Option<Arc<dyn AnyLoadTarget>>,
 }
 
 impl Harness {
@@ -34,6 +37,18 @@ impl Harness {
         self.workloads
             .push(Arc::new(erased::Erased(Arc::new(workload))));
         self
+    }
+
+    /// Registers the target of `cargo perfcheck load` (one per harness; a second replaces the
+    /// first).
+    pub fn load_target<L: LoadTarget>(mut self, target: L) -> Harness {
+        self.load_target = Some(Arc::new(load_target::Erased(Arc::new(target))));
+        self
+    }
+
+    /// The registered load target, if any.
+    pub fn get_load_target(&self) -> Option<&Arc<dyn AnyLoadTarget>> {
+        self.load_target.as_ref()
     }
 
     /// Registers a built-in profile (`--profile NAME` finds it after `profiles/NAME.toml` and

@@ -595,10 +595,9 @@ mod tests {
             service: latency(6_000, 300),
             start_lag: latency(6_000, 20),
             error_samples: Vec::new(),
-            remembered: 900,
-            consolidated_events: 850,
-            facts_created: 40,
             workers: 4,
+            counts: [("remembered".to_owned(), 900)].into_iter().collect(),
+            done: Vec::new(),
         };
         let steps = [
             (300.0, 300, true),
@@ -629,8 +628,10 @@ mod tests {
             run_id: "test".into(),
             profile: "test".into(),
             settings: Default::default(),
-            mix: Default::default(),
-            events_at_start: 5_000,
+            mix: super::super::Mix::new([("recall", 80), ("remember", 20)]),
+            at_start: [("events_at_start".to_owned(), 5_000)]
+                .into_iter()
+                .collect(),
             run: Some(run),
             find_max: Some(find_max),
             heap_growth: None,

@@ -1,13 +1,13 @@
 //! The open-loop generator: a tokio task schedules operations at the offered rate, a pool of
-//! worker threads runs them against the shared engine, and every latency is measured from the
-//! operation's *intended* start time.
+//! worker threads runs them against the load target's shared system, and every latency is
+//! measured from the operation's *intended* start time.
 //!
 //! Why this shape:
 //! - Open loop: the schedule is fixed in advance ([`Schedule`]); an operation is queued at its
 //!   time whether or not earlier ones finished. Measuring from the intended start (not from
 //!   when a worker picked it up) corrects coordinated omission: time spent waiting behind a
 //!   slow operation counts.
-//! - Engine calls are blocking (SQLite, CPU-bound search), so they never run on the tokio
+//! - Operations are blocking (SQLite, CPU-bound search), so they never run on the tokio
 //!   runtime: a dedicated, bounded pool of worker threads takes them from a FIFO queue. The
 //!   runtime only dispatches and samples, so it never stalls. A bounded pool (not
 //!   `spawn_blocking`, which grows to hundreds of threads under overload) behaves like a real
@@ -21,32 +21,23 @@
 //!   as a timeout, latency recorded as the time waited), so an overloaded stress phase cannot
 //!   build an unbounded backlog. One that finishes later than `timeout` counts as a timeout.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::resources::{self, ResourceSample, Sampler};
 use super::schedule::{PhaseWindow, Schedule};
-use crate::engine::corpus::{EventStream, NewEvent};
-use crate::engine::settings::Mix;
-use crate::engine::{ConsolidateOptions, Engine};
 use crate::error::Error;
+use crate::harness::load_target::{AnyOp, Done, KindDone, LoadSystem, OpChooser};
 
 /// How far ahead of an operation's intended time the dispatcher hands it to the workers.
 const LOOKAHEAD_NS: u64 = 2_000_000;
-/// Recent queries a repeated recall picks from.
-const RECENT_QUERIES: usize = 64;
 /// Distinct error messages kept for the report.
 const MAX_ERROR_SAMPLES: usize = 5;
-
-/// Kinds of operation, in report order.
-pub const KINDS: [&str; 3] = ["recall", "remember", "consolidation"];
 
 /// A latency histogram: 1 µs to 1 h at 3 significant digits (0.1% resolution).
 pub fn new_histogram() -> Histogram<u64> {
@@ -55,76 +46,22 @@ pub fn new_histogram() -> Histogram<u64> {
         .unwrap_or_else(|e| unreachable!("constant histogram bounds are valid: {e}"))
 }
 
-/// One operation with its input chosen.
-enum Op {
-    Recall(usize),
-    Remember(NewEvent),
-    Consolidate,
-}
-
-impl Op {
-    fn kind(&self) -> usize {
-        match self {
-            Op::Recall(_) => 0,
-            Op::Remember(_) => 1,
-            Op::Consolidate => 2,
-        }
-    }
-}
-
 struct Job {
     phase: usize,
     intended_ns: u64,
-    op: Op,
-}
-
-/// Chooses operations deterministically from a seed.
-struct Chooser {
-    rng: ChaCha8Rng,
-    mix: [u32; 3],
-    queries: usize,
-    next_query: usize,
-    recent: VecDeque<usize>,
-    repeat: f64,
-    stream: EventStream,
-}
-
-impl Chooser {
-    fn next(&mut self) -> Op {
-        let total = self.mix.iter().map(|&w| u64::from(w)).sum::<u64>().max(1);
-        let x = self.rng.random_range(0..total);
-        let (r, m) = (u64::from(self.mix[0]), u64::from(self.mix[1]));
-        if x < r {
-            Op::Recall(self.pick_query())
-        } else if x < r + m {
-            Op::Remember(self.stream.next_event())
-        } else {
-            Op::Consolidate
-        }
-    }
-
-    fn pick_query(&mut self) -> usize {
-        if !self.recent.is_empty() && self.rng.random_bool(self.repeat) {
-            let i = self.rng.random_range(0..self.recent.len());
-            return self.recent[i];
-        }
-        let q = self.next_query % self.queries.max(1);
-        self.next_query += 1;
-        if self.recent.len() == RECENT_QUERIES {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(q);
-        q
-    }
+    kind: usize,
+    op: AnyOp,
 }
 
 /// Counters and histograms of one phase.
 struct PhaseRec {
     by_kind: Vec<Histogram<u64>>,
-    ops: [u64; 3],
-    errors: [u64; 3],
-    timeouts: [u64; 3],
-    shed: [u64; 3],
+    ops: Vec<u64>,
+    /// Returned `Ok`, late or not.
+    ok: Vec<u64>,
+    errors: Vec<u64>,
+    timeouts: Vec<u64>,
+    shed: Vec<u64>,
 }
 
 /// Everything the workers record; one lock, held for a few histogram updates per operation.
@@ -137,21 +74,19 @@ struct Recorder {
     service: Histogram<u64>,
     start_lag: Histogram<u64>,
     error_samples: Vec<String>,
-    remembered: u64,
-    consolidated_events: u64,
-    facts_created: u64,
 }
 
 impl Recorder {
-    fn new(phases: usize) -> Self {
+    fn new(phases: usize, kinds: usize) -> Self {
         Recorder {
             phases: (0..phases)
                 .map(|_| PhaseRec {
-                    by_kind: (0..3).map(|_| new_histogram()).collect(),
-                    ops: [0; 3],
-                    errors: [0; 3],
-                    timeouts: [0; 3],
-                    shed: [0; 3],
+                    by_kind: (0..kinds).map(|_| new_histogram()).collect(),
+                    ops: vec![0; kinds],
+                    ok: vec![0; kinds],
+                    errors: vec![0; kinds],
+                    timeouts: vec![0; kinds],
+                    shed: vec![0; kinds],
                 })
                 .collect(),
             interval: new_histogram(),
@@ -161,9 +96,6 @@ impl Recorder {
             service: new_histogram(),
             start_lag: new_histogram(),
             error_samples: Vec::with_capacity(MAX_ERROR_SAMPLES),
-            remembered: 0,
-            consolidated_events: 0,
-            facts_created: 0,
         }
     }
 }
@@ -175,10 +107,8 @@ struct Queue {
 
 /// State shared by the dispatcher, the workers and the sampler.
 struct Shared {
-    engine: Arc<Engine>,
-    queries: Arc<Vec<String>>,
-    recall_k: usize,
-    consolidate: ConsolidateOptions,
+    system: Arc<dyn LoadSystem>,
+    kinds: Vec<String>,
     timeout_ns: u64,
     epoch: Instant,
     queue: Mutex<Queue>,
@@ -203,20 +133,12 @@ impl Shared {
 pub struct GeneratorConfig {
     /// The phases on the time axis.
     pub windows: Vec<PhaseWindow>,
-    /// Operation mix.
-    pub mix: Mix,
     /// Worker threads.
     pub workers: usize,
     /// Timeout of an operation, from its intended start.
     pub timeout: Duration,
     /// Seed of the operation choices.
     pub seed: u64,
-    /// Results per recall.
-    pub recall_k: usize,
-    /// Share of recalls repeating a recent query.
-    pub repeat_fraction: f64,
-    /// Events per consolidation batch.
-    pub consolidation_batch: usize,
 }
 
 /// Latency summary of a set of operations (ns, from intended start).
@@ -259,7 +181,7 @@ impl Latency {
 /// Results of one kind of operation within a phase.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KindResult {
-    /// `recall`, `remember` or `consolidation`.
+    /// The kind's name (`recall`).
     pub kind: String,
     /// Operations scheduled.
     pub ops: u64,
@@ -294,7 +216,7 @@ pub struct PhaseResult {
     pub timeouts: u64,
     /// Of the timeouts, operations shed without running.
     pub shed: u64,
-    /// `errors / ops`: operations the engine failed.
+    /// `errors / ops`: operations the system failed.
     pub error_rate: f64,
     /// `(errors + timeouts) / ops`: operations a client saw fail.
     pub failure_rate: f64,
@@ -359,14 +281,35 @@ pub struct GeneratorResult {
     pub start_lag: Latency,
     /// A few distinct error messages.
     pub error_samples: Vec<String>,
-    /// Remembers that stored their event (including ones that finished after the timeout).
-    pub remembered: u64,
-    /// Events consumed by the run's consolidations.
-    pub consolidated_events: u64,
-    /// Facts the run's consolidations created.
-    pub facts_created: u64,
     /// Worker threads used.
     pub workers: usize,
+    /// Growth of each of the target's counters over the run (the engine: `remembered`,
+    /// `consolidated_events`, `facts_created`), as fields of the run in `load.json`.
+    #[serde(flatten)]
+    pub counts: BTreeMap<String, u64>,
+    /// What was done per kind, for reconciliation.
+    #[serde(skip)]
+    pub done: Vec<KindDone>,
+}
+
+impl GeneratorResult {
+    /// Adds this run to `done`.
+    pub fn add_to(&self, done: &mut Done) {
+        for k in &self.done {
+            match done.kinds.iter_mut().find(|d| d.kind == k.kind) {
+                Some(d) => {
+                    d.ops += k.ops;
+                    d.ok += k.ok;
+                    d.errors += k.errors;
+                    d.shed += k.shed;
+                }
+                None => done.kinds.push(k.clone()),
+            }
+        }
+        for (name, n) in &self.counts {
+            *done.totals.entry(name.clone()).or_insert(0) += n;
+        }
+    }
 }
 
 /// A live view for progress output, once a second.
@@ -381,25 +324,24 @@ pub struct Progress<'a> {
     pub tick: &'a Tick,
 }
 
-/// Runs the schedule against `engine` on a fresh tokio runtime and returns the measurements.
+/// Runs the schedule against `system` on a fresh tokio runtime and returns the measurements.
 /// `progress` is called once a second from the sampling loop.
 pub fn run(
-    engine: Arc<Engine>,
-    queries: Arc<Vec<String>>,
-    stream: EventStream,
+    system: Arc<dyn LoadSystem>,
     cfg: &GeneratorConfig,
     progress: &mut dyn FnMut(&Progress<'_>),
 ) -> Result<GeneratorResult, Error> {
     let workers = cfg.workers.max(1);
+    let kinds: Vec<String> = system
+        .mix()
+        .names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let chooser = system.chooser(cfg.seed)?;
+    let totals_before = system.totals();
     let shared = Arc::new(Shared {
-        engine,
-        queries: Arc::clone(&queries),
-        recall_k: cfg.recall_k,
-        consolidate: ConsolidateOptions {
-            batch: cfg.consolidation_batch,
-            max_batches: Some(1),
-            ..ConsolidateOptions::default()
-        },
+        system,
         timeout_ns: cfg.timeout.as_nanos().min(u128::from(u64::MAX)) as u64,
         epoch: Instant::now(),
         queue: Mutex::new(Queue {
@@ -407,19 +349,11 @@ pub fn run(
             closed: false,
         }),
         ready: Condvar::new(),
-        rec: Mutex::new(Recorder::new(cfg.windows.len())),
+        rec: Mutex::new(Recorder::new(cfg.windows.len(), kinds.len())),
+        kinds,
         scheduled: AtomicU64::new(0),
         phase_scheduled: cfg.windows.iter().map(|_| AtomicU64::new(0)).collect(),
     });
-    let chooser = Chooser {
-        rng: ChaCha8Rng::seed_from_u64(cfg.seed),
-        mix: [cfg.mix.recall, cfg.mix.remember, cfg.mix.consolidation],
-        queries: queries.len(),
-        next_query: 0,
-        recent: VecDeque::with_capacity(RECENT_QUERIES),
-        repeat: cfg.repeat_fraction.clamp(0.0, 1.0),
-        stream,
-    };
     let schedule = Schedule::new(cfg.windows.clone());
     let total_s = schedule.end_ns() as f64 / 1e9;
 
@@ -491,7 +425,7 @@ pub fn run(
                 (l, c.0, c.1, c.2)
             };
             let queued = lock(&shared.queue).jobs.len() as u64;
-            let resources = sampler.sample(shared.engine.index().heap_bytes());
+            let resources = sampler.sample(shared.system.stored_bytes());
             let elapsed_s = shared.epoch.elapsed().as_secs_f64();
             timeline.push(Tick {
                 t_s: elapsed_s,
@@ -531,6 +465,7 @@ pub fn run(
     rt.shutdown_timeout(Duration::from_secs(1));
     resources::publish();
 
+    let counts = counts_since(&totals_before, &shared.system.totals());
     let r = Arc::try_unwrap(shared)
         .map_err(|_| Error::Usage("load generator state still shared after the run".into()))?;
     let rec = r.rec.into_inner().unwrap_or_else(PoisonError::into_inner);
@@ -539,11 +474,27 @@ pub fn run(
         .iter()
         .map(|a| a.load(Ordering::Acquire))
         .collect();
-    Ok(summarise(&cfg.windows, rec, &phase_ops, timeline, workers))
+    let mut result = summarise(&cfg.windows, &r.kinds, rec, &phase_ops, timeline, workers);
+    result.counts = counts;
+    Ok(result)
+}
+
+/// Each counter's growth from `before` to `after` (a counter new in `after` grew from 0).
+fn counts_since(before: &[(&str, u64)], after: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(name, a)| {
+            let b = before
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, b)| *b);
+            ((*name).to_owned(), a.saturating_sub(b))
+        })
+        .collect()
 }
 
 /// The dispatcher: every millisecond, queues every operation due within the lookahead.
-async fn dispatch(shared: Arc<Shared>, mut schedule: Schedule, mut chooser: Chooser) {
+async fn dispatch(shared: Arc<Shared>, mut schedule: Schedule, mut chooser: Box<dyn OpChooser>) {
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut batch: Vec<Job> = Vec::with_capacity(1_024);
@@ -556,10 +507,12 @@ async fn dispatch(shared: Arc<Shared>, mut schedule: Schedule, mut chooser: Choo
             }
             schedule.next_op();
             shared.phase_scheduled[phase].fetch_add(1, Ordering::Relaxed);
+            let (kind, op) = chooser.next();
             batch.push(Job {
                 phase,
                 intended_ns: t,
-                op: chooser.next(),
+                kind: kind.min(shared.kinds.len().saturating_sub(1)),
+                op,
             });
         }
         let end = schedule.peek().is_none();
@@ -613,7 +566,7 @@ fn worker(s: &Shared) {
             std::thread::sleep(Duration::from_nanos(job.intended_ns - now));
         }
         let start = s.now_ns();
-        let kind = job.op.kind();
+        let kind = job.kind;
         let lag = start.saturating_sub(job.intended_ns);
         if lag > s.timeout_ns {
             // Too late to be useful: shed it, as a server with deadlines would.
@@ -631,36 +584,34 @@ fn worker(s: &Shared) {
             resources::publish();
             continue;
         }
-        let outcome = execute(s, job.op);
+        let outcome = s.system.execute(job.op);
         let end = s.now_ns();
         let latency = end.saturating_sub(job.intended_ns);
         let timed_out = latency > s.timeout_ns;
+        // The kind names the message, as the operation's own error rarely does.
+        let outcome = outcome.map_err(|e| format!("{}: {e}", s.kinds[kind]));
         let mut r = lock(&s.rec);
         let p = &mut r.phases[job.phase];
         p.ops[kind] += 1;
         p.by_kind[kind].saturating_record(latency);
         match &outcome {
-            Ok(_) if timed_out => {
+            Ok(()) if timed_out => {
+                p.ok[kind] += 1;
                 p.timeouts[kind] += 1;
                 r.interval_timeouts += 1;
             }
-            Ok(_) => r.interval_ok += 1,
+            Ok(()) => {
+                p.ok[kind] += 1;
+                r.interval_ok += 1;
+            }
             Err(_) => {
                 p.errors[kind] += 1;
                 r.interval_errors += 1;
             }
         }
-        match outcome {
-            Ok(Done::Remembered) => r.remembered += 1,
-            Ok(Done::Consolidated { events, facts }) => {
-                r.consolidated_events += events;
-                r.facts_created += facts;
-            }
-            Ok(Done::Recalled) => {}
-            Err(msg) => {
-                if r.error_samples.len() < MAX_ERROR_SAMPLES && !r.error_samples.contains(&msg) {
-                    r.error_samples.push(msg);
-                }
+        if let Err(msg) = outcome {
+            if r.error_samples.len() < MAX_ERROR_SAMPLES && !r.error_samples.contains(&msg) {
+                r.error_samples.push(msg);
             }
         }
         r.interval.saturating_record(latency);
@@ -671,50 +622,18 @@ fn worker(s: &Shared) {
     }
 }
 
-enum Done {
-    Recalled,
-    Remembered,
-    Consolidated { events: u64, facts: u64 },
-}
-
-/// Runs one operation; the engine's stage guards live entirely inside these synchronous calls.
-fn execute(s: &Shared, op: Op) -> Result<Done, String> {
-    let e = &s.engine;
-    match op {
-        Op::Recall(q) => {
-            let text = s.queries.get(q).map_or("", String::as_str);
-            e.recall(text, s.recall_k)
-                .map(|r| {
-                    std::hint::black_box(r);
-                    Done::Recalled
-                })
-                .map_err(|e| format!("recall: {e}"))
-        }
-        Op::Remember(ev) => e
-            .remember(&ev)
-            .map(|_| Done::Remembered)
-            .map_err(|e| format!("remember: {e}")),
-        Op::Consolidate => e
-            .consolidate(&s.consolidate)
-            .map(|r| Done::Consolidated {
-                events: r.events_loaded as u64,
-                facts: r.facts_created as u64,
-            })
-            .map_err(|e| format!("consolidation: {e}")),
-    }
-}
-
 fn phase_result(
     name: &str,
     window: (f64, f64, (f64, f64)),
+    kinds: &[String],
     recs: &[&PhaseRec],
     offered_ops: u64,
 ) -> PhaseResult {
     let (start_s, duration_s, offered_rate) = window;
     let mut all = new_histogram();
-    let mut by_kind = Vec::with_capacity(3);
+    let mut by_kind = Vec::with_capacity(kinds.len());
     let (mut ops, mut errors, mut timeouts, mut shed) = (0u64, 0u64, 0u64, 0u64);
-    for (k, kind) in KINDS.iter().enumerate() {
+    for (k, kind) in kinds.iter().enumerate() {
         let mut h = new_histogram();
         let (mut o, mut e, mut t) = (0, 0, 0);
         for p in recs {
@@ -730,7 +649,7 @@ fn phase_result(
         errors += e;
         timeouts += t;
         by_kind.push(KindResult {
-            kind: (*kind).into(),
+            kind: kind.clone(),
             ops: o,
             errors: e,
             timeouts: t,
@@ -760,6 +679,7 @@ fn phase_result(
 
 fn summarise(
     windows: &[PhaseWindow],
+    kinds: &[String],
     rec: Recorder,
     phase_ops: &[u64],
     timeline: Vec<Tick>,
@@ -777,6 +697,7 @@ fn summarise(
                     (w.end_ns - w.start_ns) as f64 / 1e9,
                     (w.from_rate, w.to_rate),
                 ),
+                kinds,
                 &[p],
                 n,
             )
@@ -784,9 +705,21 @@ fn summarise(
         .collect();
     let end = windows.last().map_or(0, |w| w.end_ns) as f64 / 1e9;
     let all: Vec<&PhaseRec> = rec.phases.iter().collect();
+    let done = kinds
+        .iter()
+        .enumerate()
+        .map(|(k, kind)| KindDone {
+            kind: kind.clone(),
+            ops: all.iter().map(|p| p.ops[k]).sum(),
+            ok: all.iter().map(|p| p.ok[k]).sum(),
+            errors: all.iter().map(|p| p.errors[k]).sum(),
+            shed: all.iter().map(|p| p.shed[k]).sum(),
+        })
+        .collect();
     let total = phase_result(
         "total",
         (0.0, end, (0.0, 0.0)),
+        kinds,
         &all,
         phase_ops.iter().sum(),
     );
@@ -797,9 +730,8 @@ fn summarise(
         service: Latency::of(&rec.service),
         start_lag: Latency::of(&rec.start_lag),
         error_samples: rec.error_samples,
-        remembered: rec.remembered,
-        consolidated_events: rec.consolidated_events,
-        facts_created: rec.facts_created,
         workers,
+        counts: BTreeMap::new(),
+        done,
     }
 }

@@ -1,17 +1,19 @@
-//! Load, stress and soak testing of the engine: `cargo perfcheck load`.
+//! Load, stress and soak testing of a harness's [`LoadTarget`](crate::harness::LoadTarget):
+//! `cargo perfcheck load`.
 //!
 //! An open-loop [`generator`] offers operations at a scheduled rate through phases (ramp-up,
-//! peak, stress, ramp-down; [`settings`]) against one engine shared by a pool of worker
+//! peak, stress, ramp-down; [`settings`]) against one system shared by a pool of worker
 //! threads, measures every latency from the operation's intended start in HDR histograms,
 //! samples process [`resources`] every second, and turns the result into a run record whose
 //! `extra_metrics` (`load/total/p99_ns`, `load/peak/throughput_ops`, ...) the baseline store
 //! and `check` treat like any other metric. `--find-max` searches the highest sustainable
 //! rate instead. Charts go next to the record ([`chart`]).
 //!
-//! Before measuring, the corpus is loaded and fully consolidated (the steady state of a
-//! long-running service); afterwards the counts are reconciled: every remember stored exactly
-//! one event, every event reached consolidation exactly once, and every fact's support
-//! matches its linked events.
+//! Before measuring, the target sets its system up (the engine: the corpus loaded and fully
+//! consolidated, the steady state of a long-running service); afterwards the target
+//! reconciles its counts with what was done (the engine: every remember stored exactly one
+//! event, every event reached consolidation exactly once, every fact's support matches its
+//! linked events).
 
 pub mod chart;
 pub mod generator;
@@ -27,16 +29,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::harness::load_target::{Mix, Reconciliation};
 pub use generator::{GeneratorResult, Latency, PhaseResult, Progress, Tick};
 pub use settings::{
     parse_duration, parse_mix, parse_phases, FindMaxSettings, LoadSettings, PhaseSpec, Slo,
 };
 
 use crate::config::Profile;
-use crate::engine::corpus::Corpus;
-use crate::engine::{ConsolidateOptions, Engine};
 use crate::error::Error;
 use crate::git::GitInfo;
+use crate::harness::load_target::{AnyLoadTarget, Done, LoadSystem};
+use crate::harness::{Harness, PassMode, SetupContext};
 use crate::record::RunRecord;
 
 /// Version of `load.json`.
@@ -44,6 +47,8 @@ pub const LOAD_SCHEMA_VERSION: u32 = 1;
 
 /// What to run.
 pub struct LoadRequest {
+    /// The system to load (the harness's [`target`]).
+    pub target: Arc<dyn AnyLoadTarget>,
     /// The profile; its `load` section (defaults when absent) already has the command line's
     /// overrides applied.
     pub profile: Profile,
@@ -65,14 +70,15 @@ pub struct HeapGrowth {
     pub window_s: (f64, f64),
     /// Samples in the window.
     pub samples: usize,
-    /// Slope of retained heap (Rust heap minus the vector index, plus SQLite's heap), bytes
-    /// per hour: the leak rate, data growth excluded. This is the gated number.
+    /// Slope of retained heap (Rust heap minus stored data such as a vector index, plus
+    /// SQLite's heap), bytes per hour: the leak rate, data growth excluded. This is the gated
+    /// number.
     pub retained_bytes_per_hour: f64,
     /// Standard error of that slope, bytes per hour.
     pub retained_se_bytes_per_hour: f64,
     /// Slope of the whole Rust heap (index included), bytes per hour.
     pub heap_bytes_per_hour: f64,
-    /// Slope of the vector index alone (stored data), bytes per hour.
+    /// Slope of the stored data alone (the engine's vector index), bytes per hour.
     pub index_bytes_per_hour: f64,
     /// Slope of SQLite's heap, bytes per hour.
     pub sqlite_bytes_per_hour: f64,
@@ -110,42 +116,6 @@ pub struct FindMaxResult {
     pub failure_rate_limit: f64,
 }
 
-/// Counts after the run, reconciled.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Reconciliation {
-    /// Events stored before the run.
-    pub events_before: u64,
-    /// Remembers that returned an id during the run.
-    pub remembered: u64,
-    /// Events stored after the run.
-    pub events_after: u64,
-    /// Vectors in the index after the run.
-    pub index_len: u64,
-    /// Events consumed by the run's consolidations.
-    pub consolidated_during_run: u64,
-    /// Events consumed by the final drain.
-    pub consolidated_after_run: u64,
-    /// Facts before the run.
-    pub facts_before: u64,
-    /// Facts created by the run's consolidations and the drain.
-    pub facts_created: u64,
-    /// Facts after the drain.
-    pub facts_after: u64,
-    /// Facts whose recorded support differs from their linked events.
-    pub support_mismatches: u64,
-    /// Events still pending after the drain.
-    pub pending_after: u64,
-    /// Each problem found, in words; empty when everything reconciles.
-    pub problems: Vec<String>,
-}
-
-impl Reconciliation {
-    /// Whether every count reconciles.
-    pub fn ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
 /// One limit of the run's SLO, judged.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SloCheck {
@@ -172,17 +142,19 @@ pub struct LoadReport {
     pub profile: String,
     /// Settings in effect.
     pub settings: LoadSettings,
-    /// Operation mix in effect.
-    pub mix: crate::engine::settings::Mix,
-    /// Events stored when measuring started.
-    pub events_at_start: u64,
+    /// Operation mix in effect, `{kind: weight}` in the target's order.
+    pub mix: Mix,
+    /// The target's counts when measuring started, as `<name>_at_start` fields
+    /// (`events_at_start`).
+    #[serde(flatten)]
+    pub at_start: BTreeMap<String, u64>,
     /// The phased run (absent for `--find-max`).
     pub run: Option<GeneratorResult>,
     /// The saturation search (only with `--find-max`).
     pub find_max: Option<FindMaxResult>,
     /// Heap growth of the steady part, when the run had one long enough.
     pub heap_growth: Option<HeapGrowth>,
-    /// Counts after the run.
+    /// The target's counts after the run, reconciled.
     pub reconciliation: Reconciliation,
     /// The run's own limits, judged.
     pub slo: Vec<SloCheck>,
@@ -212,8 +184,21 @@ pub fn settings_of(profile: &Profile) -> LoadSettings {
     profile.load.clone().unwrap_or_default()
 }
 
-/// Runs the load test described by `req`: prepares the engine, runs the phases (or the
-/// saturation search), reconciles, writes `run.json`, `load.json` and the charts.
+/// The harness's load target, or an error saying how to register one.
+pub fn target(harness: &Harness) -> Result<Arc<dyn AnyLoadTarget>, Error> {
+    harness.get_load_target().cloned().ok_or_else(|| {
+        Error::Usage(
+            "this harness has no load target: `load` drives a `perfcheck::harness::LoadTarget` \
+             (choose an operation, execute it, reconcile counts afterwards); register one in the \
+             harness target's main with `Harness::new().load_target(MyTarget)` and \
+             `perfcheck::main!(harness = ...)`"
+                .into(),
+        )
+    })
+}
+
+/// Runs the load test described by `req`: sets the target's system up, runs the phases (or
+/// the saturation search), reconciles, writes `run.json`, `load.json` and the charts.
 pub fn execute(
     req: &LoadRequest,
     log: &mut dyn FnMut(&str),
@@ -224,75 +209,46 @@ pub fn execute(
         path: format!("<profile {}>", req.profile.name).into(),
         message: m,
     })?;
-    // The engine's own sections of the profile (the load test drives the engine directly).
-    let table = serde_json::Value::Object(crate::harness::erased::workload_table(&req.profile));
-    let engine_settings: crate::engine::settings::WorkloadSettings = serde_json::from_value(table)
-        .map_err(|e| Error::Config {
-            path: req.profile.origin(),
-            message: format!("engine settings: {e}"),
-        })?;
-    engine_settings
-        .validate()
-        .map_err(|message| Error::Config {
-            path: req.profile.origin(),
-            message,
-        })?;
-    let mix = engine_settings.mix.clone();
+    let configured = req.target.configure(&req.profile, &req.profile.origin())?;
+    let mix = configured.mix().clone();
     let created_at = crate::run::now_rfc3339();
     let git = GitInfo::discover(&req.repo_dir);
 
     log(&format!(
-        "profile {}: generating corpus ({} events, seed {})",
-        req.profile.name, engine_settings.corpus.events, engine_settings.corpus.seed
+        "profile {}: setting up load target {}{}",
+        req.profile.name,
+        configured.name(),
+        configured
+            .setup_note()
+            .map(|n| format!(": {n}"))
+            .unwrap_or_default()
     ));
-    let corpus = Corpus::generate(&engine_settings.corpus)?;
-    if corpus.queries.is_empty() && mix.recall > 0 {
-        return Err(Error::Config {
-            path: format!("<profile {}>", req.profile.name).into(),
-            message: "corpus.queries must be at least 1 when the mix has recalls".into(),
-        });
-    }
     let tmp = tempfile::tempdir().map_err(|e| Error::Io {
-        context: "cannot create a temporary directory for the engine database".into(),
+        context: "cannot create a temporary directory for the load target".into(),
         source: e,
     })?;
-    let mut engine = Engine::open(
-        tmp.path().join("engine.sqlite"),
-        engine_settings.engine.clone(),
-    )?;
-    log(&format!(
-        "loading {} events and consolidating them (steady state)",
-        corpus.events.len()
-    ));
-    engine.load_corpus(&corpus)?;
-    engine.consolidate(&ConsolidateOptions {
-        batch: settings.consolidation_batch,
-        max_batches: None,
-        ..ConsolidateOptions::default()
+    let system = configured.setup(&SetupContext {
+        dir: tmp.path(),
+        mode: PassMode::Timing,
     })?;
-    let engine = Arc::new(engine);
-    let events_before = engine.event_count()?;
-    let facts_before = engine.fact_count()?;
-    let queries: Arc<Vec<String>> =
-        Arc::new(corpus.queries.iter().map(|q| q.text.clone()).collect());
+    let at_start: BTreeMap<String, u64> = system
+        .start_counts()?
+        .into_iter()
+        .map(|(name, n)| (format!("{name}_at_start"), n))
+        .collect();
     let workers = settings.effective_workers();
 
     let gen_cfg = |phases: &[PhaseSpec], rate: f64, seed: u64| generator::GeneratorConfig {
         windows: schedule::windows(phases, rate),
-        mix: mix.clone(),
         workers,
         timeout: settings.timeout,
         seed,
-        recall_k: settings.recall_k,
-        repeat_fraction: settings.repeat_fraction,
-        consolidation_batch: settings.consolidation_batch,
     };
 
-    let (run, find_max, remembered, consolidated, facts_run) = if req.find_max {
-        let f = find_max(
-            &engine, &queries, &corpus, &settings, &gen_cfg, log, progress,
-        )?;
-        (None, Some(f.0), f.1, f.2, f.3)
+    let mut done = Done::default();
+    let (run, find_max) = if req.find_max {
+        let f = find_max(&system, &settings, &gen_cfg, &mut done, log, progress)?;
+        (None, Some(f))
     } else {
         log(&format!(
             "{} phases over {}: {} at {} ops/s peak, {} workers",
@@ -308,27 +264,13 @@ pub fn execute(
             workers
         ));
         let cfg = gen_cfg(&settings.phases, settings.rate, settings.seed);
-        let r = generator::run(
-            Arc::clone(&engine),
-            Arc::clone(&queries),
-            corpus.stream(),
-            &cfg,
-            progress,
-        )?;
-        let (m, c, f) = (r.remembered, r.consolidated_events, r.facts_created);
-        (Some(r), None, m, c, f)
+        let r = generator::run(Arc::clone(&system), &cfg, progress)?;
+        r.add_to(&mut done);
+        (Some(r), None)
     };
 
     log("reconciling counts");
-    let reconciliation = reconcile(
-        &engine,
-        events_before,
-        facts_before,
-        remembered,
-        consolidated,
-        facts_run,
-        &settings,
-    )?;
+    let reconciliation = system.reconcile(&done)?;
     let heap_growth = run.as_ref().and_then(|r| heap_growth(r, &settings.phases));
 
     let (run_id, dir) = crate::run::create_run_dir(&req.reports_dir, &created_at, git.as_ref())?;
@@ -339,13 +281,16 @@ pub fn execute(
         profile: req.profile.name.clone(),
         settings: settings.clone(),
         mix,
-        events_at_start: events_before,
+        at_start,
         run,
         find_max,
         heap_growth,
         reconciliation,
         slo,
     };
+    // The system's files live in `tmp`: drop it first.
+    drop(system);
+    drop(tmp);
     let mut profile = req.profile.clone();
     profile.load = Some(settings);
     let record = RunRecord::new(
@@ -378,20 +323,18 @@ pub fn execute(
 type GenCfg<'a> = dyn Fn(&[PhaseSpec], f64, u64) -> generator::GeneratorConfig + 'a;
 
 /// Steps the offered rate up by `factor` until p99 or the failure rate crosses its limit, then
-/// bisects between the last passing and the first failing rate. Returns the result and the
-/// run's remember / consolidation counts for reconciliation.
+/// bisects between the last passing and the first failing rate. Every step's work is added to
+/// `done`, for reconciliation.
 fn find_max(
-    engine: &Arc<Engine>,
-    queries: &Arc<Vec<String>>,
-    corpus: &Corpus,
+    system: &Arc<dyn LoadSystem>,
     s: &LoadSettings,
     gen_cfg: &GenCfg<'_>,
+    done: &mut Done,
     log: &mut dyn FnMut(&str),
     progress: &mut dyn FnMut(&Progress<'_>),
-) -> Result<(FindMaxResult, u64, u64, u64), Error> {
+) -> Result<FindMaxResult, Error> {
     let f = &s.find_max;
     let p99_limit = f.p99.as_nanos() as u64;
-    let (mut remembered, mut consolidated, mut facts) = (0, 0, 0);
     let mut steps: Vec<FindMaxStep> = Vec::new();
     let mut step = |rate: f64, i: usize, log: &mut dyn FnMut(&str)| -> Result<FindMaxStep, Error> {
         let mut phases = Vec::with_capacity(2);
@@ -412,16 +355,8 @@ fn find_max(
             to: None,
         });
         let cfg = gen_cfg(&phases, rate, s.seed.wrapping_add(i as u64));
-        let r = generator::run(
-            Arc::clone(engine),
-            Arc::clone(queries),
-            corpus.stream(),
-            &cfg,
-            progress,
-        )?;
-        remembered += r.remembered;
-        consolidated += r.consolidated_events;
-        facts += r.facts_created;
+        let r = generator::run(Arc::clone(system), &cfg, progress)?;
+        r.add_to(done);
         let m = r.phases.last().cloned().unwrap_or_else(|| r.total.clone());
         let pass = m.latency.p99_ns <= p99_limit && m.failure_rate <= f.error_rate;
         log(&format!(
@@ -490,93 +425,13 @@ fn find_max(
             steps.push(st);
         }
     }
-    Ok((
-        FindMaxResult {
-            steps,
-            max_sustainable_ops_per_s: best.unwrap_or(0.0),
-            first_failing_ops_per_s: worst,
-            p99_limit_ns: p99_limit,
-            failure_rate_limit: f.error_rate,
-        },
-        remembered,
-        consolidated,
-        facts,
-    ))
-}
-
-/// Drains consolidation and checks that every count adds up.
-fn reconcile(
-    engine: &Engine,
-    events_before: u64,
-    facts_before: u64,
-    remembered: u64,
-    consolidated: u64,
-    facts_run: u64,
-    s: &LoadSettings,
-) -> Result<Reconciliation, Error> {
-    let events_after = engine.event_count()?;
-    let index_len = engine.index().len() as u64;
-    let drain = engine.consolidate(&ConsolidateOptions {
-        batch: s.consolidation_batch,
-        max_batches: None,
-        ..ConsolidateOptions::default()
-    })?;
-    let facts_after = engine.fact_count()?;
-    let support_mismatches = engine
-        .store()
-        .fact_support_check()?
-        .iter()
-        .filter(|(_, s, l)| s != l)
-        .count() as u64;
-    let mut r = Reconciliation {
-        events_before,
-        remembered,
-        events_after,
-        index_len,
-        consolidated_during_run: consolidated,
-        consolidated_after_run: drain.events_loaded as u64,
-        facts_before,
-        facts_created: facts_run + drain.facts_created as u64,
-        facts_after,
-        support_mismatches,
-        pending_after: engine.unconsolidated_count()?,
-        problems: Vec::new(),
-    };
-    let mut check = |ok: bool, msg: String| {
-        if !ok {
-            r.problems.push(msg);
-        }
-    };
-    check(
-        events_after == events_before + remembered,
-        format!("{events_after} events stored, expected {events_before} + {remembered} remembered"),
-    );
-    check(
-        index_len == events_after,
-        format!("the index holds {index_len} vectors for {events_after} events"),
-    );
-    // The corpus was fully consolidated before the run: exactly the remembered events remain.
-    let consumed = consolidated + drain.events_loaded as u64;
-    check(
-        consumed == remembered,
-        format!("consolidation consumed {consumed} events, {remembered} were remembered"),
-    );
-    check(
-        facts_after == facts_before + facts_run + drain.facts_created as u64,
-        format!(
-            "{facts_after} facts, expected {facts_before} + {} created",
-            facts_run + drain.facts_created as u64
-        ),
-    );
-    check(
-        support_mismatches == 0,
-        format!("{support_mismatches} facts' support differs from their linked events"),
-    );
-    check(
-        r.pending_after == 0,
-        format!("{} events still pending after the drain", r.pending_after),
-    );
-    Ok(r)
+    Ok(FindMaxResult {
+        steps,
+        max_sustainable_ops_per_s: best.unwrap_or(0.0),
+        first_failing_ops_per_s: worst,
+        p99_limit_ns: p99_limit,
+        failure_rate_limit: f.error_rate,
+    })
 }
 
 /// Heap growth over the longest steady phase, its first fifth skipped; `None` when fewer than
@@ -705,4 +560,69 @@ pub fn metrics(r: &LoadReport) -> BTreeMap<String, f64> {
 /// A soak-length hint for humans: `1h 0m`.
 pub fn human(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::load_target::tests::Counter;
+
+    #[test]
+    fn the_generator_runs_a_target_and_its_reconcile_sees_the_counts() {
+        let profile = Profile::parse(
+            "[load]\nrate = 300\nworkers = 2\nphases = [{ name = \"steady\", duration = \"1s\", rate = 1.0 }]\n",
+            "counter",
+            std::path::Path::new("<test>"),
+        )
+        .unwrap();
+        let reports = tempfile::tempdir().unwrap();
+        let req = LoadRequest {
+            target: target(&Harness::new().load_target(Counter)).unwrap(),
+            profile,
+            find_max: false,
+            reports_dir: reports.path().to_path_buf(),
+            repo_dir: reports.path().to_path_buf(),
+        };
+        let out = execute(&req, &mut |_| {}, &mut |_| {}).unwrap();
+        let r = &out.report;
+        assert_eq!(r.mix.to_string(), "add=3 fail=1");
+        let run = r.run.as_ref().unwrap();
+        let kinds: Vec<&str> = run.total.by_kind.iter().map(|k| k.kind.as_str()).collect();
+        assert_eq!(kinds, ["add", "fail"]);
+        let (add, fail) = (&run.total.by_kind[0], &run.total.by_kind[1]);
+        assert_eq!(add.ops + fail.ops, run.total.offered_ops);
+        assert_eq!(run.total.offered_ops, 300);
+        assert!(add.ops > fail.ops && fail.ops > 0, "{add:?} {fail:?}");
+        assert_eq!(fail.errors, fail.ops, "every fail op failed");
+        assert_eq!(run.error_samples, ["fail: asked to fail"]);
+        // The target's counter grew by what the adds added, and reconcile saw the same.
+        let c = &r.reconciliation;
+        assert!(c.ok(), "{c:?}");
+        // Shed operations (counted among the timeouts) never ran.
+        let ran_ok = add.ops - add.errors;
+        assert!(
+            (ran_ok - add.timeouts..=ran_ok).contains(&c.counts["added"]),
+            "{c:?}"
+        );
+        assert_eq!(c.counts["sum"], run.counts["sum"]);
+        assert!(run.counts["sum"] >= c.counts["added"]);
+        // load.json keeps the counts as fields of the run and of the reconciliation.
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.dir.join("load.json")).unwrap()).unwrap();
+        assert_eq!(json["run"]["sum"], run.counts["sum"]);
+        assert_eq!(json["reconciliation"]["added"], c.counts["added"]);
+        assert_eq!(json["mix"], serde_json::json!({"add": 3, "fail": 1}));
+        assert!(out.record.extra_metrics.contains_key("load/total/p99_ns"));
+    }
+
+    #[test]
+    fn a_harness_without_a_load_target_is_an_error_saying_how_to_add_one() {
+        let e = target(&Harness::new()).err().unwrap();
+        assert_eq!(e.exit_code(), 2);
+        let m = e.to_string();
+        assert!(
+            m.contains("no load target") && m.contains(".load_target("),
+            "{m}"
+        );
+    }
 }

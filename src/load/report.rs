@@ -45,15 +45,21 @@ fn phase_row(out: &mut String, p: &PhaseResult) {
 /// The report as text for the terminal.
 pub fn render(r: &LoadReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "mix recall={} remember={} consolidation={} | {} events at start | timeout {}",
-        r.mix.recall,
-        r.mix.remember,
-        r.mix.consolidation,
-        group_digits(r.events_at_start),
-        super::human(r.settings.timeout),
-    );
+    let mut head = format!("mix {}", escape::terminal(&r.mix.to_string()));
+    for (key, n) in &r.at_start {
+        // `events_at_start` -> `100,000 events at start`.
+        let what = key
+            .strip_suffix("_at_start")
+            .unwrap_or(key)
+            .replace('_', " ");
+        let _ = write!(
+            head,
+            " | {} {} at start",
+            group_digits(*n),
+            escape::terminal(&what)
+        );
+    }
+    let _ = writeln!(out, "{head} | timeout {}", super::human(r.settings.timeout));
     if let Some(run) = &r.run {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -134,7 +140,7 @@ pub fn render(r: &LoadReport) -> String {
             );
         }
         for e in &run.error_samples {
-            // Error text may quote data the engine was given.
+            // Error text may quote data the target was given.
             let _ = writeln!(out, "error seen: {}", escape::terminal(e));
         }
     }
@@ -191,18 +197,25 @@ pub fn render(r: &LoadReport) -> String {
         );
     }
     let c = &r.reconciliation;
+    let summary = if c.summary.is_empty() {
+        c.counts
+            .iter()
+            .map(|(k, v)| format!("{k} {}", group_digits(*v)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        c.summary.clone()
+    };
     let _ = writeln!(
         out,
-        "reconciliation: {} events = {} + {} remembered; index {}; consolidation consumed {} + {} (drain); facts {} -> {}; {}",
-        group_digits(c.events_after),
-        group_digits(c.events_before),
-        group_digits(c.remembered),
-        group_digits(c.index_len),
-        group_digits(c.consolidated_during_run),
-        group_digits(c.consolidated_after_run),
-        group_digits(c.facts_before),
-        group_digits(c.facts_after),
-        if c.ok() { "all counts reconcile".to_string() } else { format!("MISMATCH: {}", c.problems.join("; ")) }
+        "reconciliation: {}{}{}",
+        escape::terminal(&summary),
+        if summary.is_empty() { "" } else { "; " },
+        if c.ok() {
+            "all counts reconcile".to_string()
+        } else {
+            format!("MISMATCH: {}", escape::terminal(&c.problems.join("; ")))
+        }
     );
     for s in &r.slo {
         let show = |v: f64| match s.what.as_str() {

@@ -73,7 +73,8 @@ pub struct ResourceSample {
     pub heap_bytes: i64,
     /// SQLite's own heap, bytes.
     pub sqlite_bytes: i64,
-    /// Part of `heap_bytes` held by the vector index (grows with every stored event by design).
+    /// Part of `heap_bytes` holding stored data (the engine's vector index: it grows with every
+    /// stored event by design).
     pub index_bytes: i64,
     /// Process CPU since the previous sample, percent of one core (200 = two cores busy).
     pub cpu_percent: f64,
@@ -120,8 +121,8 @@ impl Sampler {
         }
     }
 
-    /// Takes a sample; `index_bytes` is the engine's index size.
-    pub fn sample(&mut self, index_bytes: usize) -> ResourceSample {
+    /// Takes a sample; `index_bytes` is the heap holding the target's stored data.
+    pub fn sample(&mut self, index_bytes: u64) -> ResourceSample {
         let now = Instant::now();
         let ticks = cpu_ticks();
         let dt = now.duration_since(self.last_at).as_secs_f64();
@@ -137,7 +138,7 @@ impl Sampler {
             rss_bytes: rss_pages().unwrap_or(0) * self.page,
             heap_bytes: live_heap(),
             sqlite_bytes: crate::sqlite_heap::memory_used(),
-            index_bytes: index_bytes as i64,
+            index_bytes: i64::try_from(index_bytes).unwrap_or(i64::MAX),
             cpu_percent,
         }
     }

@@ -16,13 +16,16 @@
 //! error_rate = 0.001
 //! ```
 //!
-//! The operation mix is the profile's `[mix]` table (`--mix` overrides it).
+//! Other keys of `[load]` are the load target's (the engine's `recall_k`), passed to it under
+//! `load`; the operation mix is the target's, from the profile's `[mix]` table by convention
+//! (`--mix` replaces that table).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::settings::Mix;
+use crate::config::Table;
+use crate::harness::load_target::Mix;
 
 /// Highest offered rate, ops/s: of `load.rate`, of any phase, and of `--rate`.
 pub const MAX_RATE: f64 = 10_000_000.0;
@@ -32,7 +35,9 @@ pub const MAX_RUN: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Load-test settings of a profile.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+// No `deny_unknown_fields`: unknown keys are the load target's (`rest`), and it rejects the
+// ones it does not know.
+#[serde(default)]
 pub struct LoadSettings {
     /// Offered operations per second at rate multiple 1.0.
     pub rate: f64,
@@ -44,18 +49,15 @@ pub struct LoadSettings {
     pub timeout: Duration,
     /// Seed of the operation choices (kinds, queries).
     pub seed: u64,
-    /// Results per recall.
-    pub recall_k: usize,
-    /// Share of recalls that repeat a recent query (exercises the cache), 0..=1.
-    pub repeat_fraction: f64,
-    /// Events per consolidation batch.
-    pub consolidation_batch: usize,
     /// The phases, run back to back.
     pub phases: Vec<PhaseSpec>,
     /// Pass/fail limits of the run itself.
     pub slo: Slo,
     /// Saturation search (`--find-max`).
     pub find_max: FindMaxSettings,
+    /// Keys that are the load target's (`recall_k`, `consolidation_batch`), passed to it.
+    #[serde(flatten)]
+    pub rest: Table,
 }
 
 impl Default for LoadSettings {
@@ -65,9 +67,6 @@ impl Default for LoadSettings {
             workers: 0,
             timeout: Duration::from_secs(1),
             seed: 1,
-            recall_k: 10,
-            repeat_fraction: 0.2,
-            consolidation_batch: 1_000,
             phases: vec![
                 PhaseSpec::ramp("ramp-up", 10, 0.1, 1.0),
                 PhaseSpec::steady("peak", 30, 1.0),
@@ -76,6 +75,7 @@ impl Default for LoadSettings {
             ],
             slo: Slo::default(),
             find_max: FindMaxSettings::default(),
+            rest: Table::new(),
         }
     }
 }
@@ -262,17 +262,10 @@ impl LoadSettings {
         if self.timeout.is_zero() {
             return Err("load.timeout must be more than 0".into());
         }
-        if self.recall_k == 0 {
-            return Err("load.recall_k must be at least 1".into());
-        }
-        if !(0.0..=1.0).contains(&self.repeat_fraction) {
-            return Err(format!(
-                "load.repeat_fraction must be between 0 and 1, got {}",
-                self.repeat_fraction
-            ));
-        }
-        if self.consolidation_batch == 0 {
-            return Err("load.consolidation_batch must be at least 1".into());
+        for (key, v) in &self.rest {
+            if let Some(problem) = unstorable(v, 0) {
+                return Err(format!("load.{key}: {problem}"));
+            }
         }
         if self.phases.is_empty() {
             return Err("load.phases must list at least one phase".into());
@@ -384,15 +377,14 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses `--mix recall=80,remember=15,consolidation=5` (missing kinds weigh 0).
+/// What `--mix` expects, for its errors.
+pub const MIX_FORM: &str = "expected KIND=WEIGHT[,KIND=WEIGHT...] with the load target's kinds and whole-number weights, e.g. recall=80,remember=15,consolidation=5";
+
+/// Parses `--mix recall=80,remember=15,consolidation=5`. The kinds are the load target's:
+/// [`Mix::fill`] checks them and gives the kinds not named a weight of 0.
 pub fn parse_mix(s: &str) -> Result<Mix, String> {
-    let expected = "expected KIND=WEIGHT[,KIND=WEIGHT...] with kinds recall, remember, consolidation and whole-number weights, e.g. recall=80,remember=15,consolidation=5";
-    let mut mix = Mix {
-        recall: 0,
-        remember: 0,
-        consolidation: 0,
-    };
-    let mut seen = Vec::new();
+    let expected = MIX_FORM;
+    let mut kinds: Vec<(String, u32)> = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, w) = part
             .split_once('=')
@@ -404,18 +396,19 @@ pub fn parse_mix(s: &str) -> Result<Mix, String> {
             )
         })?;
         let k = k.trim();
-        if seen.contains(&k.to_owned()) {
+        let name_ok = k.starts_with(|c: char| c.is_ascii_alphabetic())
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !name_ok {
+            return Err(format!("`{part}`: `{k}` is not a kind name; {expected}"));
+        }
+        if kinds.iter().any(|(n, _)| n == k) {
             return Err(format!("`{k}` is given twice; {expected}"));
         }
-        seen.push(k.to_owned());
-        match k {
-            "recall" => mix.recall = w,
-            "remember" => mix.remember = w,
-            "consolidation" => mix.consolidation = w,
-            _ => return Err(format!("unknown kind `{k}`; {expected}")),
-        }
+        kinds.push((k.to_owned(), w));
     }
-    if u64::from(mix.recall) + u64::from(mix.remember) + u64::from(mix.consolidation) == 0 {
+    let mix = Mix::new(kinds);
+    if mix.total() == 0 {
         return Err(format!("the weights add up to 0; {expected}"));
     }
     Ok(mix)
@@ -467,6 +460,24 @@ pub fn parse_phases(s: &str) -> Result<Vec<PhaseSpec>, String> {
     Ok(out)
 }
 
+/// Deepest nesting of tables and arrays a target's `[load]` key may have (as for the other
+/// opaque tables of a profile: a record, JSON parsed with a depth limit, must carry it).
+const MAX_DEPTH: usize = 24;
+
+/// Why a record cannot store `v`: a null (TOML has none: it was a NaN or an infinity) or
+/// nesting deeper than [`MAX_DEPTH`].
+fn unstorable(v: &serde_json::Value, depth: usize) -> Option<&'static str> {
+    if depth > MAX_DEPTH {
+        return Some("nested too deeply (at most 24 levels)");
+    }
+    match v {
+        serde_json::Value::Null => Some("expected a finite number"),
+        serde_json::Value::Object(m) => m.values().find_map(|x| unstorable(x, depth + 1)),
+        serde_json::Value::Array(a) => a.iter().find_map(|x| unstorable(x, depth + 1)),
+        _ => None,
+    }
+}
+
 /// `serde(with)` helpers for durations written as humantime strings (`"10s"`, `"1h"`).
 mod humantime_serde_compat {
     use std::time::Duration;
@@ -490,19 +501,39 @@ mod tests {
     #[test]
     fn mix_parses_and_errors_name_the_form() {
         let m = parse_mix("recall=80, remember=15,consolidation=5").unwrap();
-        assert_eq!((m.recall, m.remember, m.consolidation), (80, 15, 5));
-        let m = parse_mix("recall=1").unwrap();
-        assert_eq!((m.recall, m.remember, m.consolidation), (1, 0, 0));
+        assert_eq!(m.to_string(), "recall=80 remember=15 consolidation=5");
+        let kinds = Mix::new([("recall", 1), ("remember", 1), ("consolidation", 1)]);
+        let m = parse_mix("recall=1").unwrap().fill(&kinds).unwrap();
+        assert_eq!(m.to_string(), "recall=1 remember=0 consolidation=0");
+        let e = parse_mix("recal=80").unwrap().fill(&kinds).unwrap_err();
+        assert!(
+            e.contains("unknown kind `recal`") && e.contains("recall, remember"),
+            "{e}"
+        );
+        assert!(e.contains("expected KIND=WEIGHT"), "{e}");
         for bad in [
-            "recal=80",
             "recall",
             "recall=x",
             "recall=0",
             "recall=1,recall=2",
+            "=1",
+            "a b=1",
         ] {
             let e = parse_mix(bad).unwrap_err();
             assert!(e.contains("expected KIND=WEIGHT"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn unknown_load_keys_are_the_target_s_and_must_be_storable() {
+        let s: LoadSettings = toml::from_str("rate = 5\nrecall_k = 3\n").unwrap();
+        assert_eq!(s.rest["recall_k"], 3);
+        s.validate().unwrap();
+        let back: LoadSettings = toml::from_str(&toml::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        let bad: LoadSettings = toml::from_str("repeat_fraction = nan\n").unwrap();
+        let e = bad.validate().unwrap_err();
+        assert!(e.contains("load.repeat_fraction"), "{e}");
     }
 
     #[test]

@@ -1,9 +1,8 @@
 //! Command-line forms: metric names and patterns (`--metric`, threshold override keys),
 //! `--mix`, `--phases`, `--rate` and `--duration`.
 
-use perfcheck::engine::settings::Mix;
 use perfcheck::load::settings::{parse_positive_duration, parse_rate};
-use perfcheck::load::{parse_mix, parse_phases, LoadSettings};
+use perfcheck::load::{parse_mix, parse_phases, LoadSettings, Mix};
 use perfcheck::metrics::{Measure, MetricName, MetricPattern};
 use proptest::prelude::*;
 
@@ -76,18 +75,31 @@ fn check_pattern(s: &str) {
 }
 
 fn mix_text(m: &Mix) -> String {
-    format!(
-        "recall={},remember={},consolidation={}",
-        m.recall, m.remember, m.consolidation
-    )
+    m.kinds()
+        .iter()
+        .map(|(k, w)| format!("{k}={w}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The engine's kinds: what `--mix` is checked against before it replaces `[mix]`.
+fn engine_kinds() -> Mix {
+    Mix::new([("recall", 1), ("remember", 1), ("consolidation", 1)])
 }
 
 fn check_mix(s: &str) {
     match parse_mix(s) {
         Ok(m) => {
-            assert!(u64::from(m.recall) + u64::from(m.remember) + u64::from(m.consolidation) > 0);
+            assert!(m.total() > 0);
             let back = parse_mix(&mix_text(&m)).expect("a printed mix parses");
-            assert_eq!(mix_text(&back), mix_text(&m));
+            assert_eq!(back, m);
+            match m.fill(&engine_kinds()) {
+                Ok(full) => {
+                    assert_eq!(full.names(), engine_kinds().names());
+                    assert_eq!(full.total(), m.total());
+                }
+                Err(e) => assert!(e.contains("expected KIND=WEIGHT"), "{s:?}: {e}"),
+            }
         }
         Err(e) => assert!(e.contains("expected KIND=WEIGHT"), "{s:?}: {e}"),
     }

@@ -2,6 +2,7 @@
 //! `consolidation`, `mixed`) and built-in profiles, through the same public harness API any
 //! crate uses. `cargo perfcheck` in this repository finds, builds and runs this target.
 
+mod load;
 mod workloads;
 
 use perfcheck::harness::Harness;
@@ -19,7 +20,7 @@ const PROFILES: &[(&str, &str)] = &[
 
 fn harness() -> Harness {
     let shared = workloads::Shared::default();
-    let mut h = Harness::new();
+    let mut h = Harness::new().load_target(load::EngineLoad);
     for kind in workloads::Kind::ALL {
         h = h.workload(workloads::EngineWorkload::new(kind, shared.clone()));
     }
