@@ -12,7 +12,7 @@ pub fn current_target(
     cwd: &Path,
     config: &crate::harness::locate::HarnessConfig,
 ) -> Result<HarnessTarget, Error> {
-    match crate::harness::launch::target_from_env() {
+    match HarnessTarget::from_env() {
         Some(t) => Ok(t),
         None => locate::locate(cwd, config),
     }

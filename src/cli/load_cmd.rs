@@ -64,11 +64,11 @@ pub struct LoadArgs {
 struct Phases(Vec<PhaseSpec>);
 
 fn parse_rate(s: &str) -> Result<f64, String> {
-    load::settings::parse_rate(s)
+    crate::config::load::parse_rate(s)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    load::settings::parse_positive_duration(s)
+    crate::config::load::parse_positive_duration(s)
 }
 
 fn parse_mix(s: &str) -> Result<Mix, String> {

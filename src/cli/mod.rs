@@ -7,6 +7,7 @@ mod args;
 mod baseline_cmd;
 mod calibrate_cmd;
 mod check_cmd;
+pub mod launch;
 mod load_cmd;
 mod profile_cmd;
 mod progress;
@@ -51,7 +52,8 @@ enum Command {
     Profiles(ProfilesArgs),
     /// List the workloads that --workload accepts (the harness's).
     Workloads,
-    /// Open-loop load, stress and soak tests of the engine (phases, --find-max), with charts.
+    /// Open-loop load, stress and soak tests of the harness's load target (phases, --find-max),
+    /// with charts.
     Load(load_cmd::LoadArgs),
     /// The child of an instructions pass (started by perfcheck under callgrind).
     #[command(name = "__instructions-pass", hide = true)]

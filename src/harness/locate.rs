@@ -316,6 +316,56 @@ pub fn locate(dir: &Path, config: &HarnessConfig) -> Result<HarnessTarget, Error
     }
 }
 
+/// Set by the launcher for the harness it runs: the target, so `check --ab` can build the same
+/// target at the base revision (`package`, `example`|`bench`, `name`, `cargo profile`,
+/// tab-separated).
+pub const TARGET_ENV: &str = "PERFCHECK_HARNESS_TARGET";
+
+impl HarnessTarget {
+    /// The target the launcher built this harness from, if it was launched so.
+    pub fn from_env() -> Option<HarnessTarget> {
+        HarnessTarget::from_env_value(&std::env::var(TARGET_ENV).ok()?)
+    }
+
+    /// Parses the form [`to_env`](Self::to_env) writes.
+    pub fn from_env_value(v: &str) -> Option<HarnessTarget> {
+        let mut parts = v.split('\t');
+        let package = parts.next()?.to_owned();
+        let kind = match parts.next()? {
+            "example" => TargetKind::Example,
+            "bench" => TargetKind::Bench,
+            _ => return None,
+        };
+        let name = parts.next()?.to_owned();
+        let cargo_profile = parts.next()?.to_owned();
+        let workspace_root = PathBuf::from(parts.next()?);
+        Some(HarnessTarget {
+            package,
+            kind,
+            name,
+            manifest_path: PathBuf::new(),
+            workspace_root,
+            cargo_profile,
+        })
+    }
+
+    /// The form [`TARGET_ENV`] carries.
+    pub fn to_env(&self) -> String {
+        let t = self;
+        let kind = match t.kind {
+            TargetKind::Example => "example",
+            TargetKind::Bench => "bench",
+        };
+        format!(
+            "{}\t{kind}\t{}\t{}\t{}",
+            t.package,
+            t.name,
+            t.cargo_profile,
+            t.workspace_root.display()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,5 +622,22 @@ mod tests {
         assert!(msg.contains(&tmp.path().display().to_string()), "{msg}");
         assert!(msg.contains("`cargo metadata` failed: error:"), "{msg}");
         assert!(msg.contains("Cargo.toml"), "{msg}");
+    }
+
+    #[test]
+    fn the_launcher_s_target_survives_the_environment() {
+        let t = HarnessTarget {
+            package: "pipeline".into(),
+            kind: TargetKind::Bench,
+            name: "perfcheck".into(),
+            manifest_path: PathBuf::new(),
+            workspace_root: PathBuf::from("/work/my crate"),
+            cargo_profile: "dev".into(),
+        };
+        assert_eq!(HarnessTarget::from_env_value(&t.to_env()), Some(t));
+        assert_eq!(
+            HarnessTarget::from_env_value("pipeline\tlib\tx\tdev\t/"),
+            None
+        );
     }
 }

@@ -4,7 +4,6 @@
 
 pub mod build;
 pub mod erased;
-pub mod launch;
 pub mod load_target;
 pub mod locate;
 pub mod workload;

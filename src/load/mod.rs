@@ -20,7 +20,6 @@ pub mod generator;
 pub mod report;
 pub mod resources;
 pub mod schedule;
-pub mod settings;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,11 +28,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::harness::load_target::{Mix, Reconciliation};
-pub use generator::{GeneratorResult, Latency, PhaseResult, Progress, Tick};
-pub use settings::{
+pub use crate::config::load::{
     parse_duration, parse_mix, parse_phases, FindMaxSettings, LoadSettings, PhaseSpec, Slo,
 };
+pub use crate::harness::load_target::{Mix, Reconciliation};
+pub use generator::{GeneratorResult, Latency, PhaseResult, Progress, Tick};
 
 use crate::config::Profile;
 use crate::error::Error;

@@ -1,7 +1,7 @@
 //! When each operation is meant to start: evenly spaced at the phase's offered rate, which is
 //! constant or moves linearly within a phase. Pure arithmetic, so it is tested without a clock.
 
-use super::settings::PhaseSpec;
+use crate::config::load::PhaseSpec;
 
 /// One phase laid out on the run's time axis.
 #[derive(Clone, Debug, PartialEq)]

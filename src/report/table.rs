@@ -93,7 +93,10 @@ fn heading(w: &WorkloadResult) -> String {
         }
         for (name, v) in &q.measures {
             // Names come from the record, which may have been imported.
-            h.push_str(&format!(", {} {v:.3}", crate::report::escape::terminal(name)));
+            h.push_str(&format!(
+                ", {} {v:.3}",
+                crate::report::escape::terminal(name)
+            ));
         }
     }
     h

@@ -1,7 +1,7 @@
 //! Command-line forms: metric names and patterns (`--metric`, threshold override keys),
 //! `--mix`, `--phases`, `--rate` and `--duration`.
 
-use perfcheck::load::settings::{parse_positive_duration, parse_rate};
+use perfcheck::config::load::{parse_positive_duration, parse_rate};
 use perfcheck::load::{parse_mix, parse_phases, LoadSettings, Mix};
 use perfcheck::metrics::{Measure, MetricName, MetricPattern};
 use proptest::prelude::*;

@@ -1,5 +1,5 @@
 //! `cargo perfcheck`: finds, builds and runs the harness target of the current package (see
-//! `perfcheck::harness::launch`).
+//! `perfcheck::cli::launch`).
 
 use std::process::ExitCode;
 
@@ -7,5 +7,5 @@ use std::process::ExitCode;
 static ALLOC: perfcheck::stage::CountingAlloc = perfcheck::stage::CountingAlloc::system();
 
 fn main() -> ExitCode {
-    perfcheck::harness::launch::main()
+    perfcheck::cli::launch::main()
 }

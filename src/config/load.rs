@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::mix::Mix;
 use crate::config::Table;
-use crate::harness::load_target::Mix;
 
 /// Highest offered rate, ops/s: of `load.rate`, of any phase, and of `--rate`.
 pub const MAX_RATE: f64 = 10_000_000.0;

@@ -8,17 +8,12 @@ use std::process::ExitCode;
 
 use crate::error::Error;
 use crate::harness::build;
-use crate::harness::locate::{self, HarnessTarget, TargetKind};
+use crate::harness::locate::{self, HarnessTarget, TARGET_ENV};
 use crate::harness::Harness;
 
 /// Names a prebuilt harness binary to run instead of finding and building one (tests, CI
 /// caches).
 pub const HARNESS_ENV: &str = "PERFCHECK_HARNESS";
-/// Set by the launcher for the harness it runs: the target, so `check --ab` can build the same
-/// target at the base revision (`package`, `example`|`bench`, `name`, `cargo profile`,
-/// tab-separated).
-pub const TARGET_ENV: &str = "PERFCHECK_HARNESS_TARGET";
-
 /// Subcommands that read stores and reports only: the launcher runs them itself when the
 /// current directory has no harness.
 const WITHOUT_HARNESS: &[&str] = &[
@@ -63,7 +58,7 @@ fn harness_binary() -> Result<Option<(PathBuf, Option<HarnessTarget>)>, Error> {
                 exe.display()
             )));
         }
-        return Ok(Some((exe, target_from_env())));
+        return Ok(Some((exe, HarnessTarget::from_env())));
     }
     let cwd = std::env::current_dir().map_err(|e| Error::Io {
         context: "cannot read the current directory".into(),
@@ -82,47 +77,10 @@ fn exec(exe: &Path, target: Option<&HarnessTarget>, args: &[OsString]) -> ExitCo
     let mut cmd = std::process::Command::new(exe);
     cmd.args(args.iter().skip(1));
     if let Some(t) = target {
-        cmd.env(TARGET_ENV, encode(t));
+        cmd.env(TARGET_ENV, t.to_env());
     }
     // Only returns on failure.
     let e = cmd.exec();
     eprintln!("error: cannot run the harness {}: {e}", exe.display());
     ExitCode::from(2)
-}
-
-/// The target the launcher built this harness from, if it was launched so.
-pub fn target_from_env() -> Option<HarnessTarget> {
-    let v = std::env::var(TARGET_ENV).ok()?;
-    let mut parts = v.split('\t');
-    let package = parts.next()?.to_owned();
-    let kind = match parts.next()? {
-        "example" => TargetKind::Example,
-        "bench" => TargetKind::Bench,
-        _ => return None,
-    };
-    let name = parts.next()?.to_owned();
-    let cargo_profile = parts.next()?.to_owned();
-    let workspace_root = PathBuf::from(parts.next()?);
-    Some(HarnessTarget {
-        package,
-        kind,
-        name,
-        manifest_path: PathBuf::new(),
-        workspace_root,
-        cargo_profile,
-    })
-}
-
-fn encode(t: &HarnessTarget) -> String {
-    let kind = match t.kind {
-        TargetKind::Example => "example",
-        TargetKind::Bench => "bench",
-    };
-    format!(
-        "{}\t{kind}\t{}\t{}\t{}",
-        t.package,
-        t.name,
-        t.cargo_profile,
-        t.workspace_root.display()
-    )
 }

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
+pub mod load;
+pub mod mix;
+
 /// Profiles every harness has, whatever it measures: operation counts only (no workload
 /// settings). A harness registers its own (the engine's `quick` has a corpus); those and
 /// `profiles/<name>.toml` come first.
@@ -51,7 +54,7 @@ pub struct Profile {
     pub run: RunSettings,
     /// Load-test settings of `cargo perfcheck load` (defaults when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load: Option<crate::load::LoadSettings>,
+    pub load: Option<load::LoadSettings>,
     /// Instructions pass settings (`run --instructions`; `enabled` turns it on for `check`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructions: Option<InstructionsSettings>,
