@@ -15,6 +15,7 @@
 //!
 //! No target calls `GitInfo::short`, which slices the commit by bytes.
 
+mod common;
 #[path = "fuzz/configs.rs"]
 mod configs;
 #[path = "fuzz/flags.rs"]
@@ -34,21 +35,4 @@ pub fn cases(default: u32) -> Config {
     } else {
         Config::with_cases(default)
     }
-}
-
-/// The engine's harness binary (`crates/engine/examples/perfcheck`), which `cargo test` builds
-/// beside `cargo-perfcheck`.
-fn harness_bin() -> std::path::PathBuf {
-    let launcher = assert_cmd::cargo::cargo_bin("cargo-perfcheck");
-    let bin = launcher
-        .parent()
-        .expect("target folder")
-        .join("examples")
-        .join(format!("perfcheck{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build --example perfcheck -p agent-memory`",
-        bin.display()
-    );
-    bin
 }

@@ -31,7 +31,7 @@ pub fn valid_record() -> &'static Json {
         let tmp = tempfile::tempdir().expect("temp dir");
         let file = tmp.path().join("fuzz.toml");
         std::fs::write(&file, PROFILE).expect("the fuzz profile");
-        let status = std::process::Command::new(super::harness_bin())
+        let status = std::process::Command::new(super::common::harness_bin())
             .current_dir(tmp.path())
             .args(["run", "-q", "--profile"])
             .arg(&file)

@@ -216,12 +216,54 @@ impl Corpus {
         self.topic_names.get(t as usize).map(String::as_str)
     }
 
+    /// A picker of this corpus's queries that repeats a recent one with probability
+    /// `repeat` (clamped to 0..=1), so a recall cache sees realistic hits.
+    pub fn query_picker(&self, repeat: f64) -> QueryPicker {
+        QueryPicker {
+            queries: self.queries.len(),
+            next: 0,
+            recent: std::collections::VecDeque::with_capacity(RECENT_QUERIES),
+            repeat: repeat.clamp(0.0, 1.0),
+        }
+    }
+
     /// Endless stream of further events in the same style, continuing ids, sessions and time
     /// after the corpus. Each call starts from the same point.
     pub fn stream(&self) -> EventStream {
         EventStream {
             gen: self.tail.clone(),
         }
+    }
+}
+
+/// Recent queries a repeated pick chooses from.
+const RECENT_QUERIES: usize = 64;
+
+/// Chooses query indexes: the next query in order, or (with the picker's repeat probability)
+/// one of the last 64 picked. Every random draw comes from the caller's generator, so a seeded
+/// generator repeats the sequence.
+#[derive(Clone, Debug)]
+pub struct QueryPicker {
+    queries: usize,
+    next: usize,
+    recent: std::collections::VecDeque<usize>,
+    repeat: f64,
+}
+
+impl QueryPicker {
+    /// The next query's index.
+    pub fn pick(&mut self, rng: &mut dyn rand::RngCore) -> usize {
+        if !self.recent.is_empty() && rng.random_bool(self.repeat) {
+            let i = rng.random_range(0..self.recent.len());
+            return self.recent[i];
+        }
+        let q = self.next % self.queries.max(1);
+        self.next += 1;
+        if self.recent.len() == RECENT_QUERIES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(q);
+        q
     }
 }
 
@@ -630,5 +672,36 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.to_string().contains("topics_per_session"), "{e}");
+    }
+
+    #[test]
+    fn query_picker_walks_the_queries_and_repeats_only_recent_ones() {
+        let corpus = Corpus::generate(&small()).unwrap();
+        let n = corpus.queries.len();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut fresh = corpus.query_picker(0.0);
+        let order: Vec<usize> = (0..n + 2).map(|_| fresh.pick(&mut rng)).collect();
+        let expected: Vec<usize> = (0..n + 2).map(|i| i % n).collect();
+        assert_eq!(order, expected);
+        // Always repeating: after the first pick, every pick is that one query.
+        let mut repeat = corpus.query_picker(1.0);
+        let picks: Vec<usize> = (0..20).map(|_| repeat.pick(&mut rng)).collect();
+        assert_eq!(picks, vec![0; 20]);
+        // Half and half: a pick is the next query in order or one of the recent picks.
+        let mut mixed = corpus.query_picker(0.5);
+        let (mut next, mut fresh) = (0usize, 0u32);
+        let mut recent: Vec<usize> = Vec::new();
+        for _ in 0..500 {
+            let q = mixed.pick(&mut rng);
+            if q == next % n {
+                next += 1;
+                fresh += 1;
+                recent.push(q);
+            } else {
+                let window = &recent[recent.len().saturating_sub(64)..];
+                assert!(window.contains(&q), "{q} is neither next nor recent");
+            }
+        }
+        assert!(fresh > 150 && fresh < 350, "{fresh} fresh picks of 500");
     }
 }

@@ -2,19 +2,15 @@
 //! engine, loaded and fully consolidated, with recalls, remembers and consolidations from many
 //! threads, then checks that every count adds up.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use agent_memory::corpus::{Corpus, EventStream, NewEvent};
+use agent_memory::corpus::{Corpus, EventStream, NewEvent, QueryPicker};
 use agent_memory::settings::WorkloadSettings;
 use agent_memory::{ConsolidateOptions, Engine};
 use perfcheck::harness::load_target::{Done, Mix, Reconciliation};
 use perfcheck::harness::{BoxError, LoadTarget, SetupContext};
-use rand::{Rng, RngCore};
+use rand::RngCore;
 use serde::{Deserialize, Deserializer};
-
-/// Recent queries a repeated recall picks from.
-const RECENT_QUERIES: usize = 64;
 
 /// The engine as the target of `cargo perfcheck load`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -83,30 +79,11 @@ pub struct System {
     facts_created: AtomicU64,
 }
 
-/// One generator run's choices: the query cursor, the repeat pool and the stream of new
+/// One generator run's choices: the queries (with their repeat pool) and the stream of new
 /// events.
 pub struct Chooser {
-    queries: usize,
-    next_query: usize,
-    recent: VecDeque<usize>,
-    repeat: f64,
+    queries: QueryPicker,
     stream: EventStream,
-}
-
-impl Chooser {
-    fn pick_query(&mut self, rng: &mut dyn RngCore) -> usize {
-        if !self.recent.is_empty() && rng.random_bool(self.repeat) {
-            let i = rng.random_range(0..self.recent.len());
-            return self.recent[i];
-        }
-        let q = self.next_query % self.queries.max(1);
-        self.next_query += 1;
-        if self.recent.len() == RECENT_QUERIES {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(q);
-        q
-    }
 }
 
 /// One engine operation with its input chosen.
@@ -198,10 +175,7 @@ impl LoadTarget for EngineLoad {
 
     fn chooser(&self, c: &LoadConfig, s: &System) -> Result<Chooser, BoxError> {
         Ok(Chooser {
-            queries: s.corpus.queries.len(),
-            next_query: 0,
-            recent: VecDeque::with_capacity(RECENT_QUERIES),
-            repeat: c.load.repeat_fraction.clamp(0.0, 1.0),
+            queries: s.corpus.query_picker(c.load.repeat_fraction),
             // Every run remembers the same new events: runs are comparable.
             stream: s.corpus.stream(),
         })
@@ -209,7 +183,7 @@ impl LoadTarget for EngineLoad {
 
     fn choose(&self, ch: &mut Chooser, kind: &str, rng: &mut dyn RngCore) -> Op {
         match kind {
-            "recall" => Op::Recall(ch.pick_query(rng)),
+            "recall" => Op::Recall(ch.queries.pick(rng)),
             "remember" => Op::Remember(ch.stream.next_event()),
             _ => Op::Consolidate,
         }

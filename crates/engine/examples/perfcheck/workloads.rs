@@ -1,10 +1,9 @@
 //! The engine's workloads behind `perfcheck::harness::Workload`: one engine setup and one
 //! operation chooser for all four.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use agent_memory::corpus::{Corpus, CorpusConfig, EventStream, NewEvent};
+use agent_memory::corpus::{Corpus, CorpusConfig, EventStream, NewEvent, QueryPicker};
 use agent_memory::settings::WorkloadSettings;
 use agent_memory::{quality, ConsolidateOptions, Engine};
 use perfcheck::config::{InstructionsSettings, RunSettings};
@@ -103,8 +102,6 @@ pub enum Op {
     Consolidate,
 }
 
-/// How many recent queries the repeat pool remembers.
-const RECENT_QUERIES: usize = 64;
 /// Operations between WAL checkpoints in the instructions pass (the timing pass checkpoints
 /// every 250 ms on a timer thread: a few hundred to a few thousand operations).
 const CHECKPOINT_EVERY_OPS: u64 = 100;
@@ -118,8 +115,7 @@ pub struct State {
     corpus: Arc<Corpus>,
     engine: Engine,
     rng: ChaCha8Rng,
-    next_query: usize,
-    recent: VecDeque<usize>,
+    queries: QueryPicker,
     stream: EventStream,
     counting: bool,
 }
@@ -141,24 +137,6 @@ impl State {
             }
             k => k,
         }
-    }
-
-    fn pick_query(&mut self) -> usize {
-        let repeat = !self.recent.is_empty()
-            && self
-                .rng
-                .random_bool(self.settings.run.repeat_fraction.clamp(0.0, 1.0));
-        if repeat {
-            let i = self.rng.random_range(0..self.recent.len());
-            return self.recent[i];
-        }
-        let q = self.next_query % self.corpus.queries.len().max(1);
-        self.next_query += 1;
-        if self.recent.len() == RECENT_QUERIES {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(q);
-        q
     }
 }
 
@@ -221,18 +199,17 @@ impl Workload for EngineWorkload {
             kind: self.kind,
             settings: config.clone(),
             stream: corpus.stream(),
+            queries: corpus.query_picker(config.run.repeat_fraction),
             corpus,
             engine,
             rng: ChaCha8Rng::seed_from_u64(seed),
-            next_query: 0,
-            recent: VecDeque::with_capacity(RECENT_QUERIES),
             counting,
         })
     }
 
     fn prepare(&self, state: &mut State) -> Result<Op, BoxError> {
         Ok(match state.next_kind() {
-            Kind::Recall => Op::Recall(state.pick_query()),
+            Kind::Recall => Op::Recall(state.queries.pick(&mut state.rng)),
             // The stream is endless; it yields `None` never.
             Kind::Remember => match state.stream.next() {
                 Some(event) => Op::Remember(event.to_new_event()),
