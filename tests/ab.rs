@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Project, MINI_GATE};
+use common::{verdict, Project, MINI_GATE};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -58,15 +58,6 @@ fn commits(runs: &Value) -> Vec<&str> {
         .iter()
         .map(|r| r["commit"].as_str().unwrap())
         .collect()
-}
-
-fn verdict<'a>(check: &'a Value, metric: &str) -> &'a Value {
-    check["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["metric"] == metric)
-        .unwrap_or_else(|| panic!("{metric} not compared"))
 }
 
 fn record(dir: &Path) -> Value {

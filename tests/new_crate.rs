@@ -305,19 +305,9 @@ fn a_new_crate_gets_stage_rows_a_flamegraph_an_ab_verdict_and_a_trend() {
     );
     assert!(text.contains("query/score/"), "{text}");
     let check = json(&common::newest_check_in(&dir.join("reports/ab")).join("check.json"));
-    let verdict = check["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["metric"] == "query/score/wall_ns")
-        .expect("score's wall time compared");
-    assert_eq!(verdict["status"], "fail", "{verdict}");
-    let tokenize = check["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["metric"] == "query/tokenize/wall_ns")
-        .expect("tokenize's wall time compared");
+    let score = common::verdict(&check, "query/score/wall_ns");
+    assert_eq!(score["status"], "fail", "{score}");
+    let tokenize = common::verdict(&check, "query/tokenize/wall_ns");
     assert_ne!(tokenize["status"], "fail", "{tokenize}");
 
     // trend: the second commit saved too, then charted over both.
@@ -339,16 +329,7 @@ fn a_new_crate_gets_stage_rows_a_flamegraph_an_ab_verdict_and_a_trend() {
         text.contains("query/score/wall_ns over 2 commits"),
         "{text}"
     );
-    let trend = std::fs::read_dir(dir.join("reports"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|d| {
-            d.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("trend-")
-        })
-        .expect("trend folder");
+    let trend = common::trend_dir(&dir.join("reports"));
     let points = json(&trend.join("trend.json"));
     assert_eq!(points[0]["metric"], "query/score/wall_ns");
     let svgs: Vec<PathBuf> = std::fs::read_dir(&trend)

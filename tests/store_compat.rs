@@ -50,17 +50,8 @@ fn project() -> tempfile::TempDir {
     dir
 }
 
-fn verdicts(check: &Value) -> &Vec<Value> {
-    check["verdicts"].as_array().expect("verdicts")
-}
-
 fn status<'a>(check: &'a Value, metric: &str) -> &'a str {
-    verdicts(check)
-        .iter()
-        .find(|v| v["metric"] == metric)
-        .unwrap_or_else(|| panic!("{metric} not compared"))["status"]
-        .as_str()
-        .unwrap()
+    common::verdict(check, metric)["status"].as_str().unwrap()
 }
 
 #[test]
@@ -137,7 +128,9 @@ fn a_new_run_on_the_fixture_s_machine_allocates_what_the_old_binary_did() {
         );
         return;
     }
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    // Wall times of a debug build on a shared machine may flag either way (exit 1); only the
+    // exact counts are this test's business. Exit 2 would be a check that could not run.
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{stdout}");
     assert!(stdout.contains("vs base 78b19bd"), "{stdout}");
     let dir = common::newest_check_dir(p.path());
     let check: Value =

@@ -44,16 +44,7 @@ fn trend_charts_each_metric_and_marks_the_slowed_commit() {
         "{stdout}"
     );
 
-    let dir = std::fs::read_dir(p.path().join("reports"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|d| {
-            d.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("trend-")
-        })
-        .expect("trend folder");
+    let dir = common::trend_dir(&p.path().join("reports"));
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("trend.json")).unwrap()).unwrap();
     let rerank = &json[0];

@@ -81,6 +81,18 @@ pub fn workload_table(profile: &Profile) -> serde_json::Map<String, serde_json::
     table
 }
 
+/// A harness's typed settings from their table; errors name `origin` and `what` they are for.
+pub fn parse_settings<C: serde::de::DeserializeOwned>(
+    table: crate::config::Table,
+    origin: &Path,
+    what: &str,
+) -> Result<C, Error> {
+    serde_json::from_value(serde_json::Value::Object(table)).map_err(|e| Error::Config {
+        path: origin.to_path_buf(),
+        message: format!("settings of {what}: {e}"),
+    })
+}
+
 impl<W: Workload> AnyWorkload for Erased<W> {
     fn name(&self) -> &str {
         self.0.name()
@@ -91,11 +103,8 @@ impl<W: Workload> AnyWorkload for Erased<W> {
     }
 
     fn configure(&self, profile: &Profile, origin: &Path) -> Result<Arc<dyn Configured>, Error> {
-        let value = serde_json::Value::Object(workload_table(profile));
-        let config: W::Config = serde_json::from_value(value).map_err(|e| Error::Config {
-            path: origin.to_path_buf(),
-            message: format!("settings of workload {}: {e}", self.0.name()),
-        })?;
+        let what = format!("workload {}", self.0.name());
+        let config: W::Config = parse_settings(workload_table(profile), origin, &what)?;
         self.0.validate(&config).map_err(|message| Error::Config {
             path: origin.to_path_buf(),
             message,

@@ -301,9 +301,9 @@ impl<L: LoadTarget> AnyLoadTarget for Erased<L> {
             path: origin.to_path_buf(),
             message,
         };
-        let value = serde_json::Value::Object(load_table(profile));
-        let config: L::Config = serde_json::from_value(value)
-            .map_err(|e| bad(format!("settings of load target {}: {e}", self.0.name())))?;
+        let what = format!("load target {}", self.0.name());
+        let config: L::Config =
+            crate::harness::erased::parse_settings(load_table(profile), origin, &what)?;
         self.0.validate(&config).map_err(bad)?;
         let mix = self.0.mix(&config);
         mix.validate()

@@ -80,17 +80,22 @@ impl Harness {
 
     /// Checks that `name` is registered; the error lists the ones that are.
     pub fn check_name(&self, name: &str) -> Result<(), Error> {
-        if self.workloads.iter().any(|w| w.name() == name) {
-            return Ok(());
-        }
-        Err(Error::UnknownWorkload {
-            name: name.to_owned(),
-            available: if self.is_empty() {
-                "none: this binary has no harness (see README, \"Use it on your own crate\")".into()
-            } else {
-                self.names().join(", ")
-            },
-        })
+        self.find(name).map(|_| ())
+    }
+
+    fn find(&self, name: &str) -> Result<&Arc<dyn AnyWorkload>, Error> {
+        self.workloads
+            .iter()
+            .find(|w| w.name() == name)
+            .ok_or_else(|| Error::UnknownWorkload {
+                name: name.to_owned(),
+                available: if self.is_empty() {
+                    "none: this binary has no harness (see README, \"Use it on your own crate\")"
+                        .into()
+                } else {
+                    self.names().join(", ")
+                },
+            })
     }
 
     /// The workloads to run: `requested`, else the profile's list, else every registered one;
@@ -122,18 +127,10 @@ impl Harness {
         names
             .iter()
             .map(|n| {
-                self.check_name(n).map_err(|e| match e {
-                    Error::UnknownWorkload { .. } => Error::Config {
-                        path: origin.clone(),
-                        message: e.to_string(),
-                    },
-                    other => other,
+                let w = self.find(n).map_err(|e| Error::Config {
+                    path: origin.clone(),
+                    message: e.to_string(),
                 })?;
-                let w = self
-                    .workloads
-                    .iter()
-                    .find(|w| w.name() == n)
-                    .ok_or_else(|| Error::Usage(format!("unknown workload {n}")))?;
                 w.configure(profile, &origin)
             })
             .collect()

@@ -102,21 +102,28 @@ pub const DRIVER_COMPONENT: &str = "workload driver";
 /// Heap label of opening the engine and, for `mixed`, the initial consolidation.
 pub const SETUP_COMPONENT: &str = "setup";
 
-/// Heap label of an operation's allocations outside its stages (a cache lives here):
-/// `"<kind>, outside stages"`.
-fn outside_label(kind: &'static str) -> &'static str {
-    crate::harness::erased::static_name(&format!("{kind}, outside stages"))
-}
-
 struct Ops {
     session: Box<dyn Session>,
     stages: Vec<&'static str>,
+    /// Heap label per operation kind, made once per kind (not per operation).
+    labels: Vec<(&'static str, &'static str)>,
 }
 
 impl Ops {
+    /// Heap label of an operation's allocations outside its stages (a cache lives here):
+    /// `"<kind>, outside stages"`.
+    fn outside_label(&mut self, kind: &'static str) -> &'static str {
+        if let Some((_, label)) = self.labels.iter().find(|(k, _)| *k == kind) {
+            return label;
+        }
+        let label = crate::harness::erased::static_name(&format!("{kind}, outside stages"));
+        self.labels.push((kind, label));
+        label
+    }
+
     fn one(&mut self, measured: bool) -> Result<(), Error> {
         let kind = prepare_operation_untimed(self.session.as_mut())?;
-        let _c = component(outside_label(kind));
+        let _c = component(self.outside_label(kind));
         // Recorded like a timed run so the slow-stage test knob applies; nothing is kept
         // but the stage names.
         let op = begin_operation(false);
@@ -179,6 +186,7 @@ fn set_up(spec: &PassSpec) -> Result<(tempfile::TempDir, Ops), Error> {
         Ops {
             session,
             stages: Vec::new(),
+            labels: Vec::new(),
         },
     ))
 }

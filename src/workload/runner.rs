@@ -75,7 +75,6 @@ pub fn run_workload(
             hits: a.hits.saturating_sub(b.hits),
             misses: a.misses.saturating_sub(b.misses),
         }),
-        (None, Some(a)) if a.hits + a.misses > 0 => Some(a),
         _ => None,
     };
     drop(session);

@@ -228,3 +228,27 @@ pub fn newest_check_in(reports: &Path) -> PathBuf {
     });
     dirs.pop().expect("a check report")
 }
+
+/// The verdict of `metric` in a check.json.
+pub fn verdict<'a>(check: &'a serde_json::Value, metric: &str) -> &'a serde_json::Value {
+    check["verdicts"]
+        .as_array()
+        .expect("verdicts")
+        .iter()
+        .find(|v| v["metric"] == metric)
+        .unwrap_or_else(|| panic!("{metric} not compared"))
+}
+
+/// The `trend-<time>` folder a `trend` wrote under `reports`.
+pub fn trend_dir(reports: &Path) -> PathBuf {
+    std::fs::read_dir(reports)
+        .expect("reports folder exists")
+        .map(|e| e.unwrap().path())
+        .find(|d| {
+            d.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("trend-")
+        })
+        .expect("trend folder")
+}
