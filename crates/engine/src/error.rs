@@ -82,6 +82,15 @@ pub enum EngineError {
     /// JSON encoding or decoding failed.
     #[error("engine json: {0}")]
     Json(#[from] serde_json::Error),
+    /// The store (or its WAL) is damaged; nothing was served from it. `recover` rebuilds a
+    /// store from what is still intact.
+    #[error("{}: the engine store is damaged: {detail}", path.display())]
+    Corrupt {
+        /// The damaged file (the database or its `-wal`).
+        path: PathBuf,
+        /// What was found, with the first damaged rows or pages.
+        detail: String,
+    },
 }
 
 /// Result alias for engine operations.

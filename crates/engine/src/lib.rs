@@ -36,6 +36,7 @@ pub mod cache;
 pub mod cluster;
 pub mod consolidate;
 pub mod corpus;
+pub mod durability;
 pub mod embed;
 pub mod error;
 pub mod fixed_hash;
@@ -45,6 +46,7 @@ pub mod recall;
 pub mod remember;
 pub mod settings;
 pub mod store;
+pub mod store_health;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -199,13 +201,21 @@ const _: fn() = || {
 
 impl Engine {
     /// Opens (or creates) the store at `path` and rebuilds the vector index from it.
+    ///
+    /// A damaged store or WAL is refused with [`EngineError::Corrupt`]; see [`durability`]
+    /// and [`durability::recover`].
     pub fn open(path: impl AsRef<Path>, config: EngineConfig) -> Result<Engine> {
         config.validate()?;
         let every = (config.checkpoint_ms > 0)
             .then(|| std::time::Duration::from_millis(config.checkpoint_ms));
-        let store = Store::open_with(path.as_ref(), config.dim, config.read_connections, every)?;
+        // Before any connection: one could checkpoint a damaged WAL's valid prefix and
+        // delete the rest.
+        durability::wal::check(path.as_ref())?;
+        let store = Store::open_with(path.as_ref(), config.dim, config.read_connections, every)
+            .map_err(|e| durability::verify::as_corrupt(path.as_ref(), e))?;
         let index = IvfIndex::new(config.dim);
-        store.for_each_embedding(|id, v| index.insert(id, v))?;
+        // Verifies every row's checksum on the way: damage is an error, never served.
+        durability::verify::load_verified(&store, |id, v| index.insert(id, v))?;
         let now_ts = store.max_ts()?.unwrap_or(0);
         let engine = Engine {
             embedder: Embedder::new(config.dim),

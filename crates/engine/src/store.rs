@@ -19,13 +19,14 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::corpus::NewEvent;
+use super::durability::row_checksum;
 use super::error::{EngineError, Result};
 
 /// Identifies engine stores (`PRAGMA application_id`, ASCII "PCEN"), so that another
 /// application's SQLite file is refused instead of being scribbled on.
 pub const APPLICATION_ID: i32 = 0x5043_454e;
 /// Current schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `events.consolidated`: not yet looked at by consolidation.
 pub const PENDING: i64 = 0;
@@ -300,7 +301,7 @@ pub struct Store {
     dim: usize,
 }
 
-fn blob_from(v: &[f32]) -> Vec<u8> {
+pub(crate) fn blob_from(v: &[f32]) -> Vec<u8> {
     let mut b = Vec::with_capacity(v.len() * 4);
     for x in v {
         b.extend_from_slice(&x.to_le_bytes());
@@ -308,7 +309,7 @@ fn blob_from(v: &[f32]) -> Vec<u8> {
     b
 }
 
-fn vec_from(id: i64, blob: &[u8], dim: usize) -> Result<Vec<f32>> {
+pub(crate) fn vec_from(id: i64, blob: &[u8], dim: usize) -> Result<Vec<f32>> {
     if blob.len() != dim * 4 {
         return Err(EngineError::CorruptEmbedding {
             id,
@@ -432,7 +433,7 @@ impl Store {
     }
 
     /// Runs `f` on a read connection (the writer for in-memory databases).
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         if self.readers.path.is_none() {
             return f(&lock(&self.writer));
         }
@@ -444,7 +445,7 @@ impl Store {
     }
 
     /// The writer connection, exclusively.
-    fn writer(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
         lock(&self.writer)
     }
 
@@ -466,6 +467,9 @@ impl Store {
                 "INSERT INTO meta(key, value) VALUES ('dim', ?1)",
                 [self.dim.to_string()],
             )?;
+        }
+        if version < 2 {
+            tx.execute_batch(crate::durability::SCHEMA_V2)?;
         }
         // Future migrations go here as `if version < N { ... }`.
         tx.pragma_update(None, "application_id", APPLICATION_ID)?;
@@ -552,19 +556,20 @@ impl Store {
             let tx = conn.transaction()?;
             {
                 let mut ins = tx.prepare_cached(
-                    "INSERT INTO events(id, session, ts, text, tags, embedding) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO events(id, session, ts, text, tags, embedding, crc) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
                 for (id, ev, emb) in rows.by_ref().take(batch) {
                     let tags = serde_json::to_string(&ev.tags)?;
-                    ins.execute(params![
-                        id,
+                    let blob = blob_from(emb);
+                    let crc = row_checksum(
                         ev.session,
                         ev.ts,
-                        ev.text,
-                        tags,
-                        blob_from(emb)
-                    ])?;
+                        ev.text.as_bytes(),
+                        tags.as_bytes(),
+                        &blob,
+                    );
+                    ins.execute(params![id, ev.session, ev.ts, ev.text, tags, blob, crc])?;
                     written += 1;
                 }
             }
@@ -578,11 +583,18 @@ impl Store {
         // Encoded before the writer is taken: the lock covers only SQLite's own work.
         let tags = serde_json::to_string(&ev.tags)?;
         let blob = blob_from(embedding);
+        let crc = row_checksum(
+            ev.session,
+            ev.ts,
+            ev.text.as_bytes(),
+            tags.as_bytes(),
+            &blob,
+        );
         let conn = self.writer();
         let mut ins = conn.prepare_cached(
-            "INSERT INTO events(session, ts, text, tags, embedding) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO events(session, ts, text, tags, embedding, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        ins.execute(params![ev.session, ev.ts, ev.text, tags, blob])?;
+        ins.execute(params![ev.session, ev.ts, ev.text, tags, blob, crc])?;
         Ok(conn.last_insert_rowid())
     }
 
