@@ -17,9 +17,11 @@ const NAMED_ROWS: usize = 5;
 /// [`EngineError::Corrupt`] for `path`; every other error passes through unchanged.
 pub fn as_corrupt(path: &Path, err: EngineError) -> EngineError {
     let damaged = match &err {
-        EngineError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
-            e.code == ErrorCode::DatabaseCorrupt
-        }
+        EngineError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+        | EngineError::Open {
+            source: rusqlite::Error::SqliteFailure(e, _),
+            ..
+        } => e.code == ErrorCode::DatabaseCorrupt,
         EngineError::CorruptEmbedding { .. } => true,
         _ => false,
     };
