@@ -213,6 +213,7 @@ impl Engine {
         durability::wal::check(path.as_ref())?;
         let store = Store::open_with(path.as_ref(), config.dim, config.read_connections, every)
             .map_err(|e| durability::verify::as_corrupt(path.as_ref(), e))?;
+        durability::verify::quick_check(&store)?;
         let index = IvfIndex::new(config.dim);
         // Verifies every row's checksum on the way: damage is an error, never served.
         durability::verify::load_verified(&store, |id, v| index.insert(id, v))?;

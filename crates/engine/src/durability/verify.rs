@@ -35,6 +35,26 @@ pub fn as_corrupt(path: &Path, err: EngineError) -> EngineError {
     }
 }
 
+/// `PRAGMA quick_check` (b-tree structure of every table and index): `Corrupt` with
+/// SQLite's first findings unless it says `ok`. Measured at about 3% of an open (release:
+/// 19.5 ms of 614 ms at 20,000 events, 73 ms of 2.1 s at 100,000), so every open runs it.
+pub fn quick_check(store: &Store) -> Result<()> {
+    let lines: Vec<String> = store
+        .read(|c| {
+            let mut st = c.prepare("PRAGMA quick_check(5)")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .map_err(|e| as_corrupt(store.path(), e))?;
+    if lines.len() == 1 && lines[0] == "ok" {
+        return Ok(());
+    }
+    Err(EngineError::Corrupt {
+        path: store.path().to_path_buf(),
+        detail: format!("quick_check: {}", lines.join("; ")),
+    })
+}
+
 /// Calls `f(id, embedding)` for every event in id order after verifying its row checksum.
 ///
 /// Reads all rows before reporting, so the error counts every damaged row; rows written
