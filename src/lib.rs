@@ -8,6 +8,7 @@
 pub mod ab;
 pub mod baseline;
 pub mod calibrate;
+pub mod chaos;
 pub mod check;
 pub mod cli;
 pub mod compare;

@@ -51,6 +51,19 @@ pub enum Measure {
     Instructions,
     /// Estimated cycles per operation from callgrind's cache simulation (mean; exact).
     EstCycles,
+    /// Chaos: milliseconds from injecting a fault to the first failed or degraded answer.
+    DetectMs,
+    /// Chaos: milliseconds from healing a fault until latency and errors are back within the
+    /// SLO for a full second.
+    RecoveryMs,
+    /// Chaos: share of operations answered (fully or degraded) during the fault, 0..=1.
+    SuccessRate,
+    /// Chaos: share of operations answered degraded during the fault, 0..=1.
+    DegradedRate,
+    /// Chaos: acknowledged writes missing afterwards (must be 0).
+    LostWrites,
+    /// Chaos: writes stored more than once (must be 0).
+    DuplicatedWrites,
 }
 
 /// How a measure is treated statistically.
@@ -91,6 +104,10 @@ pub enum Unit {
     Ratio,
     /// Bytes per hour.
     BytesPerHour,
+    /// Milliseconds (one value per run).
+    Milliseconds,
+    /// A number of writes (one value per run).
+    Writes,
 }
 
 /// The statistic a metric compares.
@@ -159,7 +176,7 @@ impl MeasureClass {
 
 impl Measure {
     /// Every measure perfcheck knows, in the order metrics are listed.
-    pub const ALL: [Measure; 11] = [
+    pub const ALL: [Measure; 17] = [
         Measure::WallNs,
         Measure::P95Ns,
         Measure::P99Ns,
@@ -171,6 +188,12 @@ impl Measure {
         Measure::HeapGrowthBytesPerHour,
         Measure::Instructions,
         Measure::EstCycles,
+        Measure::DetectMs,
+        Measure::RecoveryMs,
+        Measure::SuccessRate,
+        Measure::DegradedRate,
+        Measure::LostWrites,
+        Measure::DuplicatedWrites,
     ];
 
     /// The name used in metric names.
@@ -187,6 +210,12 @@ impl Measure {
             Measure::HeapGrowthBytesPerHour => "heap_growth_bytes_per_hour",
             Measure::Instructions => "instructions",
             Measure::EstCycles => "est_cycles",
+            Measure::DetectMs => "detect_ms",
+            Measure::RecoveryMs => "recovery_ms",
+            Measure::SuccessRate => "success_rate",
+            Measure::DegradedRate => "degraded_rate",
+            Measure::LostWrites => "lost_writes",
+            Measure::DuplicatedWrites => "duplicated_writes",
         }
     }
 
@@ -199,16 +228,22 @@ impl Measure {
             Measure::Allocs | Measure::AllocBytes | Measure::Instructions | Measure::EstCycles => {
                 MetricKind::Deterministic
             }
-            Measure::ThroughputOps | Measure::ErrorRate | Measure::HeapGrowthBytesPerHour => {
-                MetricKind::Single
-            }
+            Measure::ThroughputOps
+            | Measure::ErrorRate
+            | Measure::HeapGrowthBytesPerHour
+            | Measure::DetectMs
+            | Measure::RecoveryMs
+            | Measure::SuccessRate
+            | Measure::DegradedRate
+            | Measure::LostWrites
+            | Measure::DuplicatedWrites => MetricKind::Single,
         }
     }
 
     /// Which way is good.
     pub fn direction(self) -> Direction {
         match self {
-            Measure::ThroughputOps => Direction::HigherIsBetter,
+            Measure::ThroughputOps | Measure::SuccessRate => Direction::HigherIsBetter,
             _ => Direction::LowerIsBetter,
         }
     }
@@ -220,8 +255,10 @@ impl Measure {
             Measure::Allocs | Measure::Instructions | Measure::EstCycles => Unit::Count,
             Measure::AllocBytes => Unit::Bytes,
             Measure::ThroughputOps => Unit::OpsPerSecond,
-            Measure::ErrorRate => Unit::Ratio,
+            Measure::ErrorRate | Measure::SuccessRate | Measure::DegradedRate => Unit::Ratio,
             Measure::HeapGrowthBytesPerHour => Unit::BytesPerHour,
+            Measure::DetectMs | Measure::RecoveryMs => Unit::Milliseconds,
+            Measure::LostWrites | Measure::DuplicatedWrites => Unit::Writes,
         }
     }
 
@@ -234,9 +271,15 @@ impl Measure {
             Measure::Allocs | Measure::AllocBytes | Measure::Instructions | Measure::EstCycles => {
                 Statistic::Mean
             }
-            Measure::ThroughputOps | Measure::ErrorRate | Measure::HeapGrowthBytesPerHour => {
-                Statistic::Value
-            }
+            Measure::ThroughputOps
+            | Measure::ErrorRate
+            | Measure::HeapGrowthBytesPerHour
+            | Measure::DetectMs
+            | Measure::RecoveryMs
+            | Measure::SuccessRate
+            | Measure::DegradedRate
+            | Measure::LostWrites
+            | Measure::DuplicatedWrites => Statistic::Value,
         }
     }
 
@@ -249,7 +292,14 @@ impl Measure {
             Measure::Allocs => MeasureClass::Allocs,
             Measure::AllocBytes => MeasureClass::Bytes,
             Measure::ThroughputOps => MeasureClass::Throughput,
-            Measure::ErrorRate | Measure::HeapGrowthBytesPerHour => MeasureClass::Value,
+            Measure::ErrorRate
+            | Measure::HeapGrowthBytesPerHour
+            | Measure::DetectMs
+            | Measure::RecoveryMs
+            | Measure::SuccessRate
+            | Measure::DegradedRate
+            | Measure::LostWrites
+            | Measure::DuplicatedWrites => MeasureClass::Value,
             Measure::Instructions | Measure::EstCycles => MeasureClass::Instructions,
         }
     }

@@ -7,6 +7,11 @@ mod common;
 /// The engine's load target, as its harness registers it.
 #[path = "../crates/engine/examples/perfcheck/load.rs"]
 mod engine_load;
+/// Its faults and write ledger (`cargo perfcheck chaos`), which it refers to.
+#[path = "../crates/engine/examples/perfcheck/faults.rs"]
+mod faults;
+#[path = "../crates/engine/examples/perfcheck/ledger.rs"]
+mod ledger;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;

@@ -6,6 +6,7 @@ mod ab_cmd;
 mod args;
 mod baseline_cmd;
 mod calibrate_cmd;
+mod chaos_cmd;
 mod check_cmd;
 pub mod launch;
 mod load_cmd;
@@ -55,6 +56,9 @@ enum Command {
     /// Open-loop load, stress and soak tests of the harness's load target (phases, --find-max),
     /// with charts.
     Load(load_cmd::LoadArgs),
+    /// Fault scenarios under steady load (a locked or slow database, a full disk, ...): what
+    /// clients saw, time to detect and to recover, and whether any acknowledged write was lost.
+    Chaos(chaos_cmd::ChaosArgs),
     /// The child of an instructions pass (started by perfcheck under callgrind).
     #[command(name = "__instructions-pass", hide = true)]
     InstructionsPass(InstructionsPassArgs),
@@ -110,6 +114,7 @@ fn dispatch(cli: Cli, harness: &Harness) -> anyhow::Result<ExitCode> {
         Command::Check(a) => check_cmd::run(a, harness),
         Command::Trend(a) => trend_cmd::run(a),
         Command::Load(a) => load_cmd::run(a, harness),
+        Command::Chaos(a) => chaos_cmd::run(a, harness),
         Command::Calibrate(a) => calibrate_cmd::run(a, harness),
         Command::InstructionsPass(a) => {
             let report = crate::profile::instructions::child::run(

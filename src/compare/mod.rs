@@ -295,8 +295,8 @@ fn finish(
         v.status = verdict::classify(v.direction, ci, q <= alpha, v.warn, v.fail);
     }
 
-    // Absolute ceilings (`max`) judge the head value alone, so they work without a usable
-    // base (an error rate whose base is 0).
+    // Absolute ceilings (`max`) and floors (`min`) judge the head value alone, so they work
+    // without a usable base (an error rate whose base is 0).
     for v in &mut verdicts {
         let limit = thresholds.resolve(&v.metric);
         if let (Some(max), Some(head)) = (limit.max, v.head) {
@@ -306,6 +306,15 @@ fn finish(
             } else if matches!(v.status, Status::InsufficientData | Status::Ignored) {
                 v.status = Status::Unchanged;
                 v.note = Some(format!("within the absolute ceiling max = {max}"));
+            }
+        }
+        if let (Some(min), Some(head)) = (limit.min, v.head) {
+            if head < min {
+                v.status = Status::Regression(verdict::Level::Fail);
+                v.note = Some(format!("{head} is below the absolute floor min = {min}"));
+            } else if matches!(v.status, Status::InsufficientData | Status::Ignored) {
+                v.status = Status::Unchanged;
+                v.note = Some(format!("within the absolute floor min = {min}"));
             }
         }
     }

@@ -54,6 +54,10 @@ pub struct Limits {
     /// base (also with no base, or a base of 0 where percentages mean nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// Absolute floor in the metric's own unit: a head value below it fails whatever the base
+    /// (a chaos scenario's `success_rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
 }
 
 /// The settings in force for one metric, everything resolved.
@@ -77,6 +81,9 @@ pub struct Limit {
     /// Absolute ceiling of the head value, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// Absolute floor of the head value, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
 }
 
 /// The `[thresholds]` table.
@@ -205,15 +212,19 @@ impl Thresholds {
             min_samples: 20,
             min_ns,
             max: None,
+            min: None,
         }
     }
 
     /// Built-in absolute ceiling of a measure: an error rate above 0.1% fails (the engine must
     /// not fail operations under load, and its base is normally 0, where a percentage change
     /// means nothing).
+    /// A write lost or duplicated under chaos always fails.
     pub fn builtin_max(measure: crate::metrics::Measure) -> Option<f64> {
+        use crate::metrics::Measure;
         match measure {
-            crate::metrics::Measure::ErrorRate => Some(0.001),
+            Measure::ErrorRate => Some(0.001),
+            Measure::LostWrites | Measure::DuplicatedWrites => Some(0.0),
             _ => None,
         }
     }
@@ -308,6 +319,7 @@ impl Thresholds {
             min_samples: t.min_samples.unwrap_or(d.min_samples),
             min_ns: t.min_ns.unwrap_or(d.min_ns),
             max: t.max,
+            min: t.min,
         }
     }
 
@@ -356,6 +368,9 @@ impl Thresholds {
             }
             if let Some(v) = o.max {
                 l.max = Some(v);
+            }
+            if let Some(v) = o.min {
+                l.min = Some(v);
             }
         }
         l.warn = l.warn.min(l.fail);
@@ -407,12 +422,14 @@ fn check_limits(key: &str, l: &Limits) -> Result<(), ThresholdError> {
             }
         }
     }
-    if let Some(v) = l.max {
-        if !v.is_finite() {
-            return Err(ThresholdError::new(
-                format!("{key}.max"),
-                format!("{v} is not usable: expected a finite number in the metric's own unit"),
-            ));
+    for (field, v) in [("max", l.max), ("min", l.min)] {
+        if let Some(v) = v {
+            if !v.is_finite() {
+                return Err(ThresholdError::new(
+                    format!("{key}.{field}"),
+                    format!("{v} is not usable: expected a finite number in the metric's own unit"),
+                ));
+            }
         }
     }
     if let Some(n) = l.min_samples {

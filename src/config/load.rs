@@ -479,7 +479,7 @@ fn unstorable(v: &serde_json::Value, depth: usize) -> Option<&'static str> {
 }
 
 /// `serde(with)` helpers for durations written as humantime strings (`"10s"`, `"1h"`).
-mod humantime_serde_compat {
+pub(crate) mod humantime_serde_compat {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
+pub mod chaos;
 pub mod load;
 pub mod mix;
 
@@ -35,7 +36,7 @@ const BUILTIN: &[(&str, &str)] = &[
 pub type Table = serde_json::Map<String, serde_json::Value>;
 
 /// A named run profile: what to run and how big. perfcheck owns `workloads`, `[run]`'s
-/// counts, `[load]` and `[instructions]`; everything else (`[corpus]`, `[engine]`, ...) is the
+/// counts, `[load]`, `[chaos]` and `[instructions]`; everything else (`[corpus]`, `[engine]`, ...) is the
 /// workload's own settings, kept as an opaque table and parsed by the workload
 /// ([`crate::harness::Workload::Config`]).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -58,6 +59,9 @@ pub struct Profile {
     /// Instructions pass settings (`run --instructions`; `enabled` turns it on for `check`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructions: Option<InstructionsSettings>,
+    /// Fault timeline of `cargo perfcheck chaos` (defaults when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chaos: Option<chaos::ChaosSettings>,
     /// The workloads' own sections, unread by perfcheck.
     #[serde(flatten)]
     pub workload_config: Table,
@@ -199,6 +203,9 @@ impl Profile {
             })
         };
         if let Some(Err(e)) = self.load.as_ref().map(|l| l.validate()) {
+            return bad(e);
+        }
+        if let Some(Err(e)) = self.chaos.as_ref().map(|c| c.validate()) {
             return bad(e);
         }
         // TOML has no null: a null in the opaque tables was a NaN or infinite float, which a

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::config::mix::Mix;
 use crate::config::{Profile, Table};
 use crate::error::Error;
+use crate::harness::fault::{ActiveFault, FaultInfo, Outcome, WriteCheck};
 use crate::harness::workload::{BoxError, SetupContext};
 
 /// A system measured by `cargo perfcheck load`.
@@ -88,8 +89,10 @@ pub trait LoadTarget: Send + Sync + 'static {
     /// [`mix`](Self::mix)'s names). Random choices must come from `rng`, so runs repeat.
     fn choose(&self, chooser: &mut Self::Chooser, kind: &str, rng: &mut dyn RngCore) -> Self::Op;
 
-    /// The measured operation, called concurrently from the worker threads.
-    fn execute(&self, system: &Self::System, op: Self::Op) -> Result<(), BoxError>;
+    /// The measured operation, called concurrently from the worker threads: `Ok(Outcome::Ok)`
+    /// for a full answer, `Ok(Outcome::Degraded)` for one the system marked degraded (a
+    /// fallback served it), `Err` for a failure.
+    fn execute(&self, system: &Self::System, op: Self::Op) -> Result<Outcome, BoxError>;
 
     /// Cumulative counters of the system (`remembered`, `consolidated_events`), read before
     /// and after each generator run; the differences go into the run's report and, summed,
@@ -112,6 +115,29 @@ pub trait LoadTarget: Send + Sync + 'static {
         system: &Self::System,
         done: &Done,
     ) -> Result<Reconciliation, BoxError>;
+
+    /// The faults `cargo perfcheck chaos` can inject (none by default: chaos then says how to
+    /// add some).
+    fn faults(&self, _config: &Self::Config) -> Vec<FaultInfo> {
+        Vec::new()
+    }
+
+    /// Injects the fault named `fault` (one of [`faults`](Self::faults)) into the running
+    /// system, while the load goes on; the returned value keeps it in effect until healed.
+    fn inject(
+        &self,
+        _config: &Self::Config,
+        _system: &Self::System,
+        fault: &str,
+    ) -> Result<Box<dyn ActiveFault>, BoxError> {
+        Err(format!("this load target has no fault named `{fault}`").into())
+    }
+
+    /// Checks every write acknowledged since setup: still there, exactly once (`None`: the
+    /// target cannot tell, and chaos reports no data check).
+    fn verify_writes(&self, _system: &Self::System) -> Result<Option<WriteCheck>, BoxError> {
+        Ok(None)
+    }
 }
 
 /// What the generator did with one kind of operation, over every run.
@@ -127,6 +153,8 @@ pub struct KindDone {
     pub errors: u64,
     /// Operations shed without running.
     pub shed: u64,
+    /// Of the `ok` operations, those the system answered degraded.
+    pub degraded: u64,
 }
 
 /// What the load runs did, handed to [`LoadTarget::reconcile`].
@@ -206,6 +234,8 @@ pub trait ConfiguredLoad: Send + Sync {
     fn mix(&self) -> &Mix;
     /// The progress line before setup, if the target has one.
     fn setup_note(&self) -> Option<String>;
+    /// The faults the target can inject.
+    fn faults(&self) -> Vec<FaultInfo>;
     /// Untimed setup of the system.
     fn setup(&self, ctx: &SetupContext<'_>) -> Result<Arc<dyn LoadSystem>, Error>;
 }
@@ -221,13 +251,17 @@ pub trait LoadSystem: Send + Sync {
     /// A chooser for one generator run, seeded with `seed`.
     fn chooser(&self, seed: u64) -> Result<Box<dyn OpChooser>, Error>;
     /// Runs one operation (from any thread); the error is the target's message.
-    fn execute(&self, op: AnyOp) -> Result<(), String>;
+    fn execute(&self, op: AnyOp) -> Result<Outcome, String>;
     /// Cumulative counters.
     fn totals(&self) -> Vec<(&'static str, u64)>;
     /// Heap bytes holding stored data.
     fn stored_bytes(&self) -> u64;
     /// Drains and checks the counts after the runs.
     fn reconcile(&self, done: &Done) -> Result<Reconciliation, Error>;
+    /// Injects the named fault while the load runs.
+    fn inject(&self, fault: &str) -> Result<Box<dyn ActiveFault>, Error>;
+    /// Checks the acknowledged writes.
+    fn verify_writes(&self) -> Result<Option<WriteCheck>, Error>;
 }
 
 /// Chooses one generator run's operations.
@@ -329,6 +363,10 @@ impl<L: LoadTarget> ConfiguredLoad for WithConfig<L> {
         self.target.setup_note(&self.config)
     }
 
+    fn faults(&self) -> Vec<FaultInfo> {
+        self.target.faults(&self.config)
+    }
+
     fn setup(&self, ctx: &SetupContext<'_>) -> Result<Arc<dyn LoadSystem>, Error> {
         let system = self
             .target
@@ -382,7 +420,7 @@ impl<L: LoadTarget> LoadSystem for Running<L> {
     }
 
     #[inline]
-    fn execute(&self, op: AnyOp) -> Result<(), String> {
+    fn execute(&self, op: AnyOp) -> Result<Outcome, String> {
         let op =
             op.0.downcast::<L::Op>()
                 .map_err(|_| "an operation of another load target".to_owned())?;
@@ -404,6 +442,28 @@ impl<L: LoadTarget> LoadSystem for Running<L> {
             .reconcile(&self.config, &self.system, done)
             .map_err(|e| failed(self.target.name(), "reconciling counts failed", e))
     }
+
+    fn inject(&self, fault: &str) -> Result<Box<dyn ActiveFault>, Error> {
+        self.target
+            .inject(&self.config, &self.system, fault)
+            .map_err(|e| {
+                failed(
+                    self.target.name(),
+                    &format!("injecting `{fault}` failed"),
+                    e,
+                )
+            })
+    }
+
+    fn verify_writes(&self) -> Result<Option<WriteCheck>, Error> {
+        self.target.verify_writes(&self.system).map_err(|e| {
+            failed(
+                self.target.name(),
+                "checking the acknowledged writes failed",
+                e,
+            )
+        })
+    }
 }
 
 impl<L: LoadTarget> OpChooser for Chooser<L> {
@@ -421,9 +481,10 @@ impl<L: LoadTarget> OpChooser for Chooser<L> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-    /// A counter system: `add` ops add their input, `fail` ops fail.
+    /// A counter system: `add` ops add their input, `fail` ops fail; its faults make adds
+    /// fail (`outage`) or answer degraded (`fallback`) until healed.
     pub(crate) struct Counter;
 
     #[derive(serde::Deserialize)]
@@ -433,9 +494,26 @@ pub(crate) mod tests {
         mix: Option<Mix>,
     }
 
+    /// The counter's state.
+    #[derive(Default)]
+    pub(crate) struct CounterSystem {
+        sum: AtomicU64,
+        outage: Arc<AtomicBool>,
+        fallback: Arc<AtomicBool>,
+    }
+
+    struct Switch(Arc<AtomicBool>);
+
+    impl ActiveFault for Switch {
+        fn heal(self: Box<Self>) -> Result<Option<String>, BoxError> {
+            self.0.store(false, Ordering::Release);
+            Ok(Some("switched off".into()))
+        }
+    }
+
     impl LoadTarget for Counter {
         type Config = CounterConfig;
-        type System = AtomicU64;
+        type System = CounterSystem;
         type Chooser = u64;
         type Op = u64;
 
@@ -450,11 +528,15 @@ pub(crate) mod tests {
                 .unwrap_or_else(|| Mix::new([("add", 3), ("fail", 1)]))
         }
 
-        fn setup(&self, _: &CounterConfig, _: &SetupContext<'_>) -> Result<AtomicU64, BoxError> {
-            Ok(AtomicU64::new(0))
+        fn setup(
+            &self,
+            _: &CounterConfig,
+            _: &SetupContext<'_>,
+        ) -> Result<CounterSystem, BoxError> {
+            Ok(CounterSystem::default())
         }
 
-        fn chooser(&self, _: &CounterConfig, _: &AtomicU64) -> Result<u64, BoxError> {
+        fn chooser(&self, _: &CounterConfig, _: &CounterSystem) -> Result<u64, BoxError> {
             Ok(0)
         }
 
@@ -466,32 +548,61 @@ pub(crate) mod tests {
             }
         }
 
-        fn execute(&self, sum: &AtomicU64, op: u64) -> Result<(), BoxError> {
+        fn execute(&self, s: &CounterSystem, op: u64) -> Result<Outcome, BoxError> {
             if op == 0 {
                 return Err("asked to fail".into());
             }
-            sum.fetch_add(op, Ordering::Relaxed);
-            Ok(())
+            if s.outage.load(Ordering::Acquire) {
+                return Err("outage".into());
+            }
+            s.sum.fetch_add(op, Ordering::Relaxed);
+            Ok(if s.fallback.load(Ordering::Acquire) {
+                Outcome::Degraded
+            } else {
+                Outcome::Ok
+            })
         }
 
-        fn totals(&self, sum: &AtomicU64) -> Vec<(&'static str, u64)> {
-            vec![("sum", sum.load(Ordering::Relaxed))]
+        fn totals(&self, s: &CounterSystem) -> Vec<(&'static str, u64)> {
+            vec![("sum", s.sum.load(Ordering::Relaxed))]
         }
 
         fn reconcile(
             &self,
             _: &CounterConfig,
-            sum: &AtomicU64,
+            s: &CounterSystem,
             done: &Done,
         ) -> Result<Reconciliation, BoxError> {
             let mut r = Reconciliation::default();
-            let s = sum.load(Ordering::Relaxed);
-            r.count("sum", s).count("added", done.ok("add"));
-            r.check(s == done.total("sum"), || format!("sum {s}"));
+            let sum = s.sum.load(Ordering::Relaxed);
+            r.count("sum", sum).count("added", done.ok("add"));
+            r.check(sum == done.total("sum"), || format!("sum {sum}"));
             // Every add adds at least 1.
-            r.check(s >= done.ok("add"), || "fewer than one per add".into());
+            r.check(sum >= done.ok("add"), || "fewer than one per add".into());
             r.check(done.ok("fail") == 0, || "a failing op succeeded".into());
             Ok(r)
+        }
+
+        fn faults(&self, _: &CounterConfig) -> Vec<FaultInfo> {
+            vec![
+                FaultInfo::new("outage", "every add fails"),
+                FaultInfo::new("fallback", "every add answers degraded"),
+            ]
+        }
+
+        fn inject(
+            &self,
+            _: &CounterConfig,
+            s: &CounterSystem,
+            fault: &str,
+        ) -> Result<Box<dyn ActiveFault>, BoxError> {
+            let flag = match fault {
+                "outage" => &s.outage,
+                "fallback" => &s.fallback,
+                _ => return Err(format!("no fault `{fault}`").into()),
+            };
+            flag.store(true, Ordering::Release);
+            Ok(Box::new(Switch(Arc::clone(flag))))
         }
     }
 

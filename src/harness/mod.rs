@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod erased;
+pub mod fault;
 pub mod load_target;
 pub mod locate;
 pub mod workload;
@@ -14,6 +15,7 @@ use crate::config::Profile;
 use crate::error::Error;
 
 pub use erased::{AnyWorkload, Configured, Session};
+pub use fault::{ActiveFault, FaultInfo, Outcome, WriteCheck};
 pub use load_target::{AnyLoadTarget, LoadTarget};
 pub use workload::{BoxError, Gap, NoConfig, OpCounts, PassMode, SetupContext, Workload};
 

@@ -17,7 +17,7 @@ use crate::report::escape::svg_text;
 
 const WIDTH: u32 = 1100;
 const HEIGHT: u32 = 520;
-const COLORS: [RGBColor; 6] = [
+pub(crate) const COLORS: [RGBColor; 6] = [
     RGBColor(31, 94, 168),
     RGBColor(230, 120, 20),
     RGBColor(200, 30, 30),
@@ -25,13 +25,13 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(120, 60, 170),
     RGBColor(90, 90, 90),
 ];
-const BOUNDARY: RGBColor = RGBColor(150, 150, 150);
+pub(crate) const BOUNDARY: RGBColor = RGBColor(150, 150, 150);
 
-type Drawn = Result<(), String>;
+pub(crate) type Drawn = Result<(), String>;
 /// A chart's plotting area with value axes `X` and `Y`.
-type Plot<'a, DB, X, Y> = ChartContext<'a, DB, Cartesian2d<X, Y>>;
+pub(crate) type Plot<'a, DB, X, Y> = ChartContext<'a, DB, Cartesian2d<X, Y>>;
 /// Formats a tick label.
-type Format = fn(&f64) -> String;
+pub(crate) type Format = fn(&f64) -> String;
 /// A line of a chart: name, value of a tick, colour.
 type TickLine = (&'static str, fn(&super::Tick) -> f64, RGBColor);
 /// A latency line: name, percentile of a second, colour, width.
@@ -103,7 +103,7 @@ impl crate::report::chart::Chart for Chart<'_> {
     }
 }
 
-fn ms(ns: u64) -> f64 {
+pub(crate) fn ms(ns: u64) -> f64 {
     // Log axes need positive values: 1 µs is the histograms' resolution anyway.
     (ns.max(1_000)) as f64 / 1e6
 }
@@ -112,7 +112,7 @@ fn ms(ns: u64) -> f64 {
 /// A logarithmic axis over `lo..hi` labelled at 1, 2 and 5 times each power of ten (plotters'
 /// own choice crowds the top decade and can leave a decade bare), with a light grid line at
 /// every integer multiple.
-fn log_axis(lo: f64, hi: f64) -> WithKeyPoints<LogCoord<f64>> {
+pub(crate) fn log_axis(lo: f64, hi: f64) -> WithKeyPoints<LogCoord<f64>> {
     let mut bold = Vec::new();
     let mut light = Vec::new();
     let mut decade = 10f64.powf(lo.log10().floor());
@@ -134,7 +134,7 @@ fn log_axis(lo: f64, hi: f64) -> WithKeyPoints<LogCoord<f64>> {
         .with_light_points(light)
 }
 
-fn ms_label(v: &f64) -> String {
+pub(crate) fn ms_label(v: &f64) -> String {
     let v = *v;
     if v >= 10.0 {
         format!("{v:.0}")
@@ -147,25 +147,25 @@ fn ms_label(v: &f64) -> String {
     }
 }
 
-fn whole(v: &f64) -> String {
+pub(crate) fn whole(v: &f64) -> String {
     format!("{v:.0}")
 }
 
-fn err<E: std::fmt::Display>(e: E) -> String {
+pub(crate) fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
 /// Axis descriptions and tick labels of a chart (`None`: plotters' defaults).
-struct Axes {
-    x_desc: &'static str,
-    y_desc: &'static str,
-    x_labels: Option<usize>,
-    x_format: Option<Format>,
-    y_format: Option<Format>,
+pub(crate) struct Axes {
+    pub(crate) x_desc: &'static str,
+    pub(crate) y_desc: &'static str,
+    pub(crate) x_labels: Option<usize>,
+    pub(crate) x_format: Option<Format>,
+    pub(crate) y_format: Option<Format>,
 }
 
 /// Clears `root` and draws the caption, grid and axes of a chart over `x` and `y`.
-fn frame<'a, DB, X, Y>(
+pub(crate) fn frame<'a, DB, X, Y>(
     root: &'a DrawingArea<DB, Shift>,
     caption: &str,
     x: X,
@@ -203,7 +203,7 @@ where
 }
 
 /// Draws a line `width` wide with a legend entry (a short stroke `legend_width` wide).
-fn line<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+pub(crate) fn line<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
     c: &mut Plot<'_, DB, X, Y>,
     name: impl Into<String>,
     points: impl IntoIterator<Item = (f64, f64)>,
@@ -221,7 +221,7 @@ fn line<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f6
 }
 
 /// Draws the legend box at `position`.
-fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+pub(crate) fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
     c: &mut Plot<'a, DB, X, Y>,
     position: SeriesLabelPosition,
 ) -> Drawn {
@@ -532,6 +532,7 @@ mod tests {
             errors: 0,
             timeouts: 0,
             shed: 0,
+            degraded: 0,
             error_rate: 0.0,
             failure_rate: 0.0,
             latency: latency(100 * duration_s as u64, p50_us),
@@ -598,6 +599,8 @@ mod tests {
             workers: 4,
             counts: [("remembered".to_owned(), 900)].into_iter().collect(),
             done: Vec::new(),
+            trace: Vec::new(),
+            actions: Vec::new(),
         };
         let steps = [
             (300.0, 300, true),

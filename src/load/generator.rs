@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use super::resources::{self, ResourceSample, Sampler};
 use super::schedule::{PhaseWindow, Schedule};
 use crate::error::Error;
+use crate::harness::fault::Outcome;
 use crate::harness::load_target::{AnyOp, Done, KindDone, LoadSystem, OpChooser};
 
 /// How far ahead of an operation's intended time the dispatcher hands it to the workers.
@@ -62,6 +63,8 @@ struct PhaseRec {
     errors: Vec<u64>,
     timeouts: Vec<u64>,
     shed: Vec<u64>,
+    /// Of `ok`, answered degraded.
+    degraded: Vec<u64>,
 }
 
 /// Everything the workers record; one lock, held for a few histogram updates per operation.
@@ -74,10 +77,12 @@ struct Recorder {
     service: Histogram<u64>,
     start_lag: Histogram<u64>,
     error_samples: Vec<String>,
+    /// Every operation, when the run is traced.
+    trace: Option<Vec<OpTrace>>,
 }
 
 impl Recorder {
-    fn new(phases: usize, kinds: usize) -> Self {
+    fn new(phases: usize, kinds: usize, trace: bool) -> Self {
         Recorder {
             phases: (0..phases)
                 .map(|_| PhaseRec {
@@ -87,6 +92,7 @@ impl Recorder {
                     errors: vec![0; kinds],
                     timeouts: vec![0; kinds],
                     shed: vec![0; kinds],
+                    degraded: vec![0; kinds],
                 })
                 .collect(),
             interval: new_histogram(),
@@ -96,6 +102,7 @@ impl Recorder {
             service: new_histogram(),
             start_lag: new_histogram(),
             error_samples: Vec::with_capacity(MAX_ERROR_SAMPLES),
+            trace: trace.then(|| Vec::with_capacity(1 << 16)),
         }
     }
 }
@@ -139,6 +146,77 @@ pub struct GeneratorConfig {
     pub timeout: Duration,
     /// Seed of the operation choices.
     pub seed: u64,
+    /// Keep every operation's times and outcome ([`GeneratorResult::trace`]): chaos runs
+    /// analyse them at millisecond resolution.
+    pub trace: bool,
+}
+
+/// How one operation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpStatus {
+    /// A full answer within the timeout.
+    Ok,
+    /// An answer the system marked degraded, within the timeout.
+    Degraded,
+    /// The operation returned an error.
+    Error,
+    /// It succeeded, later than the timeout.
+    Late,
+    /// Shed without running: it could not start within the timeout.
+    Shed,
+}
+
+impl OpStatus {
+    /// A full, timely answer.
+    pub fn is_ok(self) -> bool {
+        self == OpStatus::Ok
+    }
+}
+
+/// One operation of a traced run (times in ns from the run's start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpTrace {
+    /// When it should have started.
+    pub intended_ns: u64,
+    /// When it finished (or was shed).
+    pub end_ns: u64,
+    /// Index of its kind in the mix.
+    pub kind: u16,
+    /// How it ended.
+    pub status: OpStatus,
+}
+
+impl OpTrace {
+    /// Latency from the intended start.
+    pub fn latency_ns(&self) -> u64 {
+        self.end_ns.saturating_sub(self.intended_ns)
+    }
+}
+
+/// Something done to the system at a set time during a run (a fault injected, healed).
+pub struct TimedAction {
+    /// When, ns from the run's start.
+    pub at_ns: u64,
+    /// What it is, for the log (`inject locked_db`).
+    pub name: String,
+    /// The action; its `Ok` is a note for the report, its `Err` the reason it failed.
+    pub run: Box<dyn FnOnce() -> Result<Option<String>, String> + Send>,
+}
+
+/// When a [`TimedAction`] ran and how it went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActionLog {
+    /// The action's name.
+    pub name: String,
+    /// When it was due, ns from the run's start.
+    pub due_ns: u64,
+    /// When it started.
+    pub start_ns: u64,
+    /// When it returned.
+    pub end_ns: u64,
+    /// Its note or its error.
+    pub result: Result<Option<String>, String>,
 }
 
 /// Latency summary of a set of operations (ns, from intended start).
@@ -189,6 +267,9 @@ pub struct KindResult {
     pub errors: u64,
     /// Operations that finished (or were shed) later than the timeout.
     pub timeouts: u64,
+    /// Operations answered degraded.
+    #[serde(default)]
+    pub degraded: u64,
     /// Latency from intended start.
     pub latency: Latency,
 }
@@ -216,6 +297,9 @@ pub struct PhaseResult {
     pub timeouts: u64,
     /// Of the timeouts, operations shed without running.
     pub shed: u64,
+    /// Operations answered degraded.
+    #[serde(default)]
+    pub degraded: u64,
     /// `errors / ops`: operations the system failed.
     pub error_rate: f64,
     /// `(errors + timeouts) / ops`: operations a client saw fail.
@@ -290,6 +374,12 @@ pub struct GeneratorResult {
     /// What was done per kind, for reconciliation.
     #[serde(skip)]
     pub done: Vec<KindDone>,
+    /// Every operation, in completion order, when the run was traced.
+    #[serde(skip)]
+    pub trace: Vec<OpTrace>,
+    /// The timed actions, in the order they were due.
+    #[serde(skip)]
+    pub actions: Vec<ActionLog>,
 }
 
 impl GeneratorResult {
@@ -302,6 +392,7 @@ impl GeneratorResult {
                     d.ok += k.ok;
                     d.errors += k.errors;
                     d.shed += k.shed;
+                    d.degraded += k.degraded;
                 }
                 None => done.kinds.push(k.clone()),
             }
@@ -331,6 +422,17 @@ pub fn run(
     cfg: &GeneratorConfig,
     progress: &mut dyn FnMut(&Progress<'_>),
 ) -> Result<GeneratorResult, Error> {
+    run_with(system, cfg, Vec::new(), progress)
+}
+
+/// [`run`], doing `actions` at their times on a thread of their own (the same clock as the
+/// operations' times); their logs are in [`GeneratorResult::actions`].
+pub fn run_with(
+    system: Arc<dyn LoadSystem>,
+    cfg: &GeneratorConfig,
+    mut actions: Vec<TimedAction>,
+    progress: &mut dyn FnMut(&Progress<'_>),
+) -> Result<GeneratorResult, Error> {
     let workers = cfg.workers.max(1);
     let kinds: Vec<String> = system
         .mix()
@@ -349,7 +451,7 @@ pub fn run(
             closed: false,
         }),
         ready: Condvar::new(),
-        rec: Mutex::new(Recorder::new(cfg.windows.len(), kinds.len())),
+        rec: Mutex::new(Recorder::new(cfg.windows.len(), kinds.len(), cfg.trace)),
         kinds,
         scheduled: AtomicU64::new(0),
         phase_scheduled: cfg.windows.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -368,6 +470,18 @@ pub fn run(
             context: "cannot start the tokio runtime of the load generator".into(),
             source: e,
         })?;
+
+    actions.sort_by_key(|a| a.at_ns);
+    let actor = {
+        let epoch = shared.epoch;
+        std::thread::Builder::new()
+            .name("load-actions".into())
+            .spawn(move || perform(epoch, actions))
+            .map_err(|e| Error::Io {
+                context: "cannot start the load generator's action thread".into(),
+                source: e,
+            })?
+    };
 
     let mut handles = Vec::with_capacity(workers);
     let done = Arc::new(tokio::sync::Notify::new());
@@ -462,6 +576,8 @@ pub fn run(
     for h in handles {
         let _ = h.join();
     }
+    // An action due after the last operation still runs (a heal must never be skipped).
+    let action_logs = actor.join().unwrap_or_default();
     rt.shutdown_timeout(Duration::from_secs(1));
     resources::publish();
 
@@ -476,7 +592,33 @@ pub fn run(
         .collect();
     let mut result = summarise(&cfg.windows, &r.kinds, rec, &phase_ops, timeline, workers);
     result.counts = counts;
+    result.actions = action_logs;
     Ok(result)
+}
+
+/// Runs each action at its time (sorted by `at_ns`), on the calling thread.
+fn perform(epoch: Instant, actions: Vec<TimedAction>) -> Vec<ActionLog> {
+    tighten_timer_slack();
+    let now = || epoch.elapsed().as_nanos() as u64;
+    let mut logs = Vec::with_capacity(actions.len());
+    for a in actions {
+        let t = now();
+        if a.at_ns > t {
+            std::thread::sleep(Duration::from_nanos(a.at_ns - t));
+        }
+        let start_ns = now();
+        // A panicking action must not lose the others (a heal after a failed inject).
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(a.run))
+            .unwrap_or_else(|_| Err(format!("{} panicked", a.name)));
+        logs.push(ActionLog {
+            name: a.name,
+            due_ns: a.at_ns,
+            start_ns,
+            end_ns: now(),
+            result,
+        });
+    }
+    logs
 }
 
 /// Each counter's growth from `before` to `after` (a counter new in `after` grew from 0).
@@ -576,6 +718,14 @@ fn worker(s: &Shared) {
             p.timeouts[kind] += 1;
             p.shed[kind] += 1;
             p.by_kind[kind].saturating_record(lag);
+            if let Some(t) = r.trace.as_mut() {
+                t.push(OpTrace {
+                    intended_ns: job.intended_ns,
+                    end_ns: start,
+                    kind: kind as u16,
+                    status: OpStatus::Shed,
+                });
+            }
             r.interval.saturating_record(lag);
             r.interval_timeouts += 1;
             r.start_lag.saturating_record(lag);
@@ -594,20 +744,37 @@ fn worker(s: &Shared) {
         let p = &mut r.phases[job.phase];
         p.ops[kind] += 1;
         p.by_kind[kind].saturating_record(latency);
-        match &outcome {
-            Ok(()) if timed_out => {
+        let status = match &outcome {
+            Ok(_) if timed_out => {
                 p.ok[kind] += 1;
                 p.timeouts[kind] += 1;
                 r.interval_timeouts += 1;
+                OpStatus::Late
             }
-            Ok(()) => {
+            Ok(o) => {
                 p.ok[kind] += 1;
+                let status = if *o == Outcome::Degraded {
+                    p.degraded[kind] += 1;
+                    OpStatus::Degraded
+                } else {
+                    OpStatus::Ok
+                };
                 r.interval_ok += 1;
+                status
             }
             Err(_) => {
                 p.errors[kind] += 1;
                 r.interval_errors += 1;
+                OpStatus::Error
             }
+        };
+        if let Some(t) = r.trace.as_mut() {
+            t.push(OpTrace {
+                intended_ns: job.intended_ns,
+                end_ns: end,
+                kind: kind as u16,
+                status,
+            });
         }
         if let Err(msg) = outcome {
             if r.error_samples.len() < MAX_ERROR_SAMPLES && !r.error_samples.contains(&msg) {
@@ -633,10 +800,12 @@ fn phase_result(
     let mut all = new_histogram();
     let mut by_kind = Vec::with_capacity(kinds.len());
     let (mut ops, mut errors, mut timeouts, mut shed) = (0u64, 0u64, 0u64, 0u64);
+    let mut degraded = 0u64;
     for (k, kind) in kinds.iter().enumerate() {
         let mut h = new_histogram();
-        let (mut o, mut e, mut t) = (0, 0, 0);
+        let (mut o, mut e, mut t, mut d) = (0, 0, 0, 0);
         for p in recs {
+            d += p.degraded[k];
             // Same bounds everywhere, so adding cannot fail.
             let _ = h.add(&p.by_kind[k]);
             o += p.ops[k];
@@ -648,11 +817,13 @@ fn phase_result(
         ops += o;
         errors += e;
         timeouts += t;
+        degraded += d;
         by_kind.push(KindResult {
             kind: kind.clone(),
             ops: o,
             errors: e,
             timeouts: t,
+            degraded: d,
             latency: Latency::of(&h),
         });
     }
@@ -669,6 +840,7 @@ fn phase_result(
         errors,
         timeouts,
         shed,
+        degraded,
         error_rate: ratio(errors),
         failure_rate: ratio(errors + timeouts),
         latency: Latency::of(&all),
@@ -714,6 +886,7 @@ fn summarise(
             ok: all.iter().map(|p| p.ok[k]).sum(),
             errors: all.iter().map(|p| p.errors[k]).sum(),
             shed: all.iter().map(|p| p.shed[k]).sum(),
+            degraded: all.iter().map(|p| p.degraded[k]).sum(),
         })
         .collect();
     let total = phase_result(
@@ -733,5 +906,7 @@ fn summarise(
         workers,
         counts: BTreeMap::new(),
         done,
+        trace: rec.trace.unwrap_or_default(),
+        actions: Vec::new(),
     }
 }

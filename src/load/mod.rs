@@ -242,6 +242,7 @@ pub fn execute(
         workers,
         timeout: settings.timeout,
         seed,
+        trace: false,
     };
 
     let mut done = Done::default();

@@ -22,6 +22,8 @@ pub fn value(unit: Unit, v: Option<f64>) -> String {
         Unit::OpsPerSecond => format!("{v:.1}/s"),
         Unit::Ratio => format!("{:.2}%", 100.0 * v),
         Unit::BytesPerHour => format!("{}/h", bytes(v)),
+        Unit::Milliseconds => format!("{v:.1} ms"),
+        Unit::Writes => format!("{} writes", group_digits(v.round().max(0.0) as u64)),
     }
 }
 

@@ -193,5 +193,7 @@ fn unit_name(u: crate::metrics::Unit) -> &'static str {
         Unit::OpsPerSecond => "operations per second",
         Unit::Ratio => "fraction",
         Unit::BytesPerHour => "bytes per hour",
+        Unit::Milliseconds => "milliseconds",
+        Unit::Writes => "writes",
     }
 }

@@ -2,8 +2,13 @@
 //! `consolidation`, `mixed`) and built-in profiles, through the same public harness API any
 //! crate uses. `cargo perfcheck` in this repository finds, builds and runs this target.
 
+mod faults;
+mod ledger;
 mod load;
 mod workloads;
+
+// The name tests/load.rs gives this module when it includes it (faults.rs refers to it).
+use load as engine_load;
 
 use perfcheck::harness::Harness;
 
@@ -16,6 +21,7 @@ const PROFILES: &[(&str, &str)] = &[
     ("load", include_str!("../../../../profiles/load.toml")),
     ("soak", include_str!("../../../../profiles/soak.toml")),
     ("soak-ci", include_str!("../../../../profiles/soak-ci.toml")),
+    ("chaos", include_str!("../../../../profiles/chaos.toml")),
 ];
 
 fn harness() -> Harness {

@@ -1,0 +1,194 @@
+//! The engine's faults for `cargo perfcheck chaos`: each one real (a lock another connection
+//! holds, writers fighting over the same rows), injected into the running system while the
+//! load goes on and undone by its `heal`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use agent_memory::ConsolidateOptions;
+use perfcheck::harness::{ActiveFault, BoxError, FaultInfo};
+use rusqlite::Connection;
+
+use crate::engine_load::System;
+
+/// How long a heal waits for a fault's threads before calling it a deadlock.
+const STOP_WITHIN: Duration = Duration::from_secs(10);
+
+/// The faults the engine offers, in the order `chaos` runs them.
+pub fn list() -> Vec<FaultInfo> {
+    vec![
+        FaultInfo::new(
+            "locked_db",
+            "another connection holds SQLite's write lock (BEGIN IMMEDIATE): remember and \
+             consolidation get busy errors until it commits; recall reads on",
+        ),
+        FaultInfo::new(
+            "write_contention",
+            "four extra writers remember and consolidate as fast as they can on the same \
+             store: no deadlock, no lost update",
+        ),
+    ]
+}
+
+/// Injects `name` into `system`.
+pub fn inject(system: &Arc<System>, name: &str) -> Result<Box<dyn ActiveFault>, BoxError> {
+    match name {
+        "locked_db" => LockHolder::start(system),
+        "write_contention" => Contention::start(system, 4),
+        _ => Err(format!("the engine has no fault `{name}`").into()),
+    }
+}
+
+/// A thread holding the write lock on a connection of its own until told to commit.
+struct LockHolder {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<Result<(), String>>,
+}
+
+impl LockHolder {
+    fn start(system: &Arc<System>) -> Result<Box<dyn ActiveFault>, BoxError> {
+        let path = system.db_path().to_path_buf();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let (stop, stop_rx) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("chaos-lock".into())
+            .spawn(move || {
+                let take = || -> rusqlite::Result<Connection> {
+                    let c = Connection::open(&path)?;
+                    // Waits for the engine's own write in progress, then holds the lock.
+                    c.busy_timeout(Duration::from_secs(5))?;
+                    c.execute_batch("BEGIN IMMEDIATE")?;
+                    Ok(c)
+                };
+                let conn = match take() {
+                    Ok(c) => {
+                        let _ = ready_tx.send(Ok(()));
+                        c
+                    }
+                    Err(e) => {
+                        let msg = format!("cannot take the write lock: {e}");
+                        let _ = ready_tx.send(Err(msg.clone()));
+                        return Err(msg);
+                    }
+                };
+                // Held until healed (or the fault is dropped: the sender goes away).
+                let _ = stop_rx.recv();
+                conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+            })?;
+        ready_rx
+            .recv_timeout(STOP_WITHIN)
+            .map_err(|_| "the lock holder did not report within 10 s".to_owned())??;
+        Ok(Box::new(LockHolder { stop, thread }))
+    }
+}
+
+impl ActiveFault for LockHolder {
+    fn heal(self: Box<Self>) -> Result<Option<String>, BoxError> {
+        let _ = self.stop.send(());
+        match self.thread.join() {
+            Ok(Ok(())) => Ok(Some("the lock holder committed".into())),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err("the lock holder panicked".into()),
+        }
+    }
+}
+
+/// Extra writers on the same store until told to stop.
+struct Contention {
+    stop: Arc<AtomicBool>,
+    done: mpsc::Receiver<()>,
+    threads: Vec<JoinHandle<()>>,
+    writes: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+    consolidations: Arc<AtomicU64>,
+}
+
+impl Contention {
+    fn start(system: &Arc<System>, writers: usize) -> Result<Box<dyn ActiveFault>, BoxError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (writes, errors, consolidations) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let (done_tx, done) = mpsc::channel();
+        let mut threads = Vec::with_capacity(writers);
+        for w in 0..writers {
+            let (system, stop, done_tx) = (Arc::clone(system), Arc::clone(&stop), done_tx.clone());
+            let (writes, errors, consolidations) = (
+                Arc::clone(&writes),
+                Arc::clone(&errors),
+                Arc::clone(&consolidations),
+            );
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("chaos-writer-{w}"))
+                    .spawn(move || {
+                        let mut stream = system.corpus().stream();
+                        let opts = ConsolidateOptions {
+                            batch: 50,
+                            max_batches: Some(1),
+                            ..ConsolidateOptions::default()
+                        };
+                        let mut i = 0u64;
+                        while !stop.load(Ordering::Acquire) {
+                            i += 1;
+                            // Every writer remembers the same events and consolidates the
+                            // same backlog: the rows and facts they fight over are the same.
+                            let r = if i % 10 == 0 {
+                                system
+                                    .consolidate(&opts)
+                                    .map(|_| consolidations.fetch_add(1, Ordering::Relaxed))
+                            } else {
+                                system
+                                    .remember_tracked(stream.next_event())
+                                    .map(|_| writes.fetch_add(1, Ordering::Relaxed))
+                            };
+                            if r.is_err() {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        let _ = done_tx.send(());
+                    })?,
+            );
+        }
+        Ok(Box::new(Contention {
+            stop,
+            done,
+            threads,
+            writes,
+            errors,
+            consolidations,
+        }))
+    }
+}
+
+impl ActiveFault for Contention {
+    fn heal(self: Box<Self>) -> Result<Option<String>, BoxError> {
+        self.stop.store(true, Ordering::Release);
+        let deadline = std::time::Instant::now() + STOP_WITHIN;
+        for _ in 0..self.threads.len() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if self.done.recv_timeout(left).is_err() {
+                return Err(format!(
+                    "a contending writer did not stop within {} s: deadlock or livelock",
+                    STOP_WITHIN.as_secs()
+                )
+                .into());
+            }
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+        Ok(Some(format!(
+            "{} remembers and {} consolidations by {} extra writers, {} of their operations failed",
+            self.writes.load(Ordering::Relaxed),
+            self.consolidations.load(Ordering::Relaxed),
+            4,
+            self.errors.load(Ordering::Relaxed)
+        )))
+    }
+}
