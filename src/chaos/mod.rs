@@ -31,7 +31,6 @@ use crate::error::Error;
 use crate::git::GitInfo;
 use crate::harness::fault::{ActiveFault, FaultInfo, WriteCheck};
 use crate::harness::load_target::{AnyLoadTarget, Done, LoadSystem, Reconciliation};
-use crate::harness::{PassMode, SetupContext};
 use crate::load::generator::{self, ActionLog, GeneratorConfig, Progress, TimedAction};
 use crate::load::schedule;
 use crate::load::{LoadSettings, PhaseSpec};
@@ -247,8 +246,9 @@ fn run_scenario(
     workers: usize,
     seed: u64,
     before: &WriteCheck,
+    done: &mut Done,
     progress: &mut dyn FnMut(&Progress<'_>),
-) -> Result<(ScenarioResult, Done, Option<WriteCheck>), Error> {
+) -> Result<(ScenarioResult, Option<WriteCheck>), Error> {
     let cfg = GeneratorConfig {
         windows: schedule::windows(&phases(chaos), load.rate),
         workers,
@@ -351,8 +351,7 @@ fn run_scenario(
             problems.push(format!("{} writes duplicated", w.duplicated));
         }
     }
-    let mut done = Done::default();
-    r.add_to(&mut done);
+    r.add_to(done);
     Ok((
         ScenarioResult {
             name: fault.name.clone(),
@@ -364,7 +363,6 @@ fn run_scenario(
             error_samples: r.error_samples.clone(),
             problems,
         },
-        done,
         after,
     ))
 }
@@ -394,23 +392,7 @@ pub fn execute(
     )?;
     let created_at = crate::run::now_rfc3339();
     let git = GitInfo::discover(&req.repo_dir);
-    log(&format!(
-        "profile {}: setting up load target {}{}",
-        req.profile.name,
-        configured.name(),
-        configured
-            .setup_note()
-            .map(|n| format!(": {n}"))
-            .unwrap_or_default()
-    ));
-    let tmp = tempfile::tempdir().map_err(|e| Error::Io {
-        context: "cannot create a temporary directory for the load target".into(),
-        source: e,
-    })?;
-    let system = configured.setup(&SetupContext {
-        dir: tmp.path(),
-        mode: PassMode::Timing,
-    })?;
+    let (tmp, system) = crate::load::set_up(configured.as_ref(), &req.profile.name, log)?;
     let workers = load.effective_workers();
     let mut done = Done::default();
     let mut writes = system.verify_writes()?.unwrap_or_default();
@@ -427,7 +409,7 @@ pub fn execute(
             humantime::format_duration(chaos.recovery),
             load.rate
         ));
-        let (r, d, after) = run_scenario(
+        let (r, after) = run_scenario(
             &system,
             fault,
             &load,
@@ -435,24 +417,10 @@ pub fn execute(
             workers,
             load.seed.wrapping_add(i as u64),
             &writes,
+            &mut done,
             progress,
         )?;
         log(&report::scenario_line(&r));
-        for k in d.kinds {
-            match done.kinds.iter_mut().find(|x| x.kind == k.kind) {
-                Some(x) => {
-                    x.ops += k.ops;
-                    x.ok += k.ok;
-                    x.errors += k.errors;
-                    x.shed += k.shed;
-                    x.degraded += k.degraded;
-                }
-                None => done.kinds.push(k),
-            }
-        }
-        for (n, v) in d.totals {
-            *done.totals.entry(n).or_insert(0) += v;
-        }
         if let Some(a) = after {
             writes = a;
         }

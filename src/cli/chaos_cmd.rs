@@ -126,17 +126,7 @@ pub fn run(a: ChaosArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
     }
     let outcome = outcome?;
     let r = &outcome.record;
-    let commit = match &r.git {
-        Some(g) => format!("{}{}", g.short(), if g.dirty { " (dirty)" } else { "" }),
-        None => "no git repository".into(),
-    };
-    println!(
-        "perfcheck chaos {} | profile {} | commit {} | {}",
-        r.run_id,
-        r.profile.name,
-        commit,
-        r.machine.key()
-    );
+    println!("{}", crate::cli::run_cmd::headline("chaos", r));
     print!("{}", chaos::report::render(&outcome.report));
     println!();
     println!("run record: {}", outcome.dir.join("run.json").display());

@@ -172,17 +172,7 @@ pub fn run(a: LoadArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
     }
     let outcome = outcome?;
     let r = &outcome.record;
-    let commit = match &r.git {
-        Some(g) => format!("{}{}", g.short(), if g.dirty { " (dirty)" } else { "" }),
-        None => "no git repository".into(),
-    };
-    println!(
-        "perfcheck load {} | profile {} | commit {} | {}",
-        r.run_id,
-        r.profile.name,
-        commit,
-        r.machine.key()
-    );
+    println!("{}", crate::cli::run_cmd::headline("load", r));
     print!("{}", load::report::render(&outcome.report));
     println!();
     println!("run record: {}", outcome.dir.join("run.json").display());

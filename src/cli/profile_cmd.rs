@@ -113,10 +113,7 @@ pub fn run(a: ProfileArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
 }
 
 fn summary(r: &ProfileRecord) -> String {
-    let commit = match &r.git {
-        Some(g) => format!("{}{}", g.short(), if g.dirty { " (dirty)" } else { "" }),
-        None => "no git repository".into(),
-    };
+    let commit = crate::cli::run_cmd::commit_label(r.git.as_ref());
     let mut out = format!(
         "perfcheck profile {} | profile {} | commit {} | {} | {}\nnote: {PASS_NOTE}\n",
         r.run_id,

@@ -144,19 +144,28 @@ pub fn measure(
     Ok(outcome)
 }
 
-fn print_run(outcome: &RunOutcome) {
-    let r = &outcome.record;
-    let commit = match &r.git {
-        Some(g) => format!("{}{}", g.short(), if g.dirty { " (dirty)" } else { "" }),
-        None => "no git repository".into(),
-    };
-    println!(
-        "perfcheck run {} | profile {} | commit {} | {}",
+/// The first line of a run's output: `perfcheck <what> <run id> | profile .. | commit .. | machine`.
+pub fn headline(what: &str, r: &RunRecord) -> String {
+    format!(
+        "perfcheck {what} {} | profile {} | commit {} | {}",
         r.run_id,
         r.profile.name,
-        commit,
+        commit_label(r.git.as_ref()),
         r.machine.key()
-    );
+    )
+}
+
+/// `abc1234`, `abc1234 (dirty)`, or `no git repository`.
+pub fn commit_label(git: Option<&crate::git::GitInfo>) -> String {
+    match git {
+        Some(g) => format!("{}{}", g.short(), if g.dirty { " (dirty)" } else { "" }),
+        None => "no git repository".into(),
+    }
+}
+
+fn print_run(outcome: &RunOutcome) {
+    let r = &outcome.record;
+    println!("{}", headline("run", r));
     if let Some(s) = &r.slowdown {
         println!("warning: PERFCHECK_SLOW_STAGE={s} is set: that stage was slowed on purpose");
     }

@@ -37,7 +37,7 @@ pub use generator::{GeneratorResult, Latency, PhaseResult, Progress, Tick};
 use crate::config::Profile;
 use crate::error::Error;
 use crate::git::GitInfo;
-use crate::harness::load_target::{AnyLoadTarget, Done, LoadSystem};
+use crate::harness::load_target::{AnyLoadTarget, ConfiguredLoad, Done, LoadSystem};
 use crate::harness::{Harness, PassMode, SetupContext};
 use crate::record::RunRecord;
 
@@ -196,6 +196,32 @@ pub fn target(harness: &Harness) -> Result<Arc<dyn AnyLoadTarget>, Error> {
     })
 }
 
+/// Sets the target's system up in a temporary folder (kept alive by the returned guard;
+/// drop the system first), logging the target's setup note.
+pub fn set_up(
+    configured: &dyn ConfiguredLoad,
+    profile: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<(tempfile::TempDir, Arc<dyn LoadSystem>), Error> {
+    log(&format!(
+        "profile {profile}: setting up load target {}{}",
+        configured.name(),
+        configured
+            .setup_note()
+            .map(|n| format!(": {n}"))
+            .unwrap_or_default()
+    ));
+    let tmp = tempfile::tempdir().map_err(|e| Error::Io {
+        context: "cannot create a temporary directory for the load target".into(),
+        source: e,
+    })?;
+    let system = configured.setup(&SetupContext {
+        dir: tmp.path(),
+        mode: PassMode::Timing,
+    })?;
+    Ok((tmp, system))
+}
+
 /// Runs the load test described by `req`: sets the target's system up, runs the phases (or
 /// the saturation search), reconciles, writes `run.json`, `load.json` and the charts.
 pub fn execute(
@@ -213,23 +239,7 @@ pub fn execute(
     let created_at = crate::run::now_rfc3339();
     let git = GitInfo::discover(&req.repo_dir);
 
-    log(&format!(
-        "profile {}: setting up load target {}{}",
-        req.profile.name,
-        configured.name(),
-        configured
-            .setup_note()
-            .map(|n| format!(": {n}"))
-            .unwrap_or_default()
-    ));
-    let tmp = tempfile::tempdir().map_err(|e| Error::Io {
-        context: "cannot create a temporary directory for the load target".into(),
-        source: e,
-    })?;
-    let system = configured.setup(&SetupContext {
-        dir: tmp.path(),
-        mode: PassMode::Timing,
-    })?;
+    let (tmp, system) = set_up(configured.as_ref(), &req.profile.name, log)?;
     let at_start: BTreeMap<String, u64> = system
         .start_counts()?
         .into_iter()

@@ -309,6 +309,21 @@ pub(crate) fn blob_from(v: &[f32]) -> Vec<u8> {
     b
 }
 
+/// An event's stored columns that need encoding: the tags as JSON, the embedding as a blob,
+/// and the row checksum over them (every insert writes the same three).
+pub(crate) fn encode_row(ev: &NewEvent, embedding: &[f32]) -> Result<(String, Vec<u8>, i64)> {
+    let tags = serde_json::to_string(&ev.tags)?;
+    let blob = blob_from(embedding);
+    let crc = row_checksum(
+        ev.session,
+        ev.ts,
+        ev.text.as_bytes(),
+        tags.as_bytes(),
+        &blob,
+    );
+    Ok((tags, blob, crc))
+}
+
 pub(crate) fn vec_from(id: i64, blob: &[u8], dim: usize) -> Result<Vec<f32>> {
     if blob.len() != dim * 4 {
         return Err(EngineError::CorruptEmbedding {
@@ -560,15 +575,7 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
                 for (id, ev, emb) in rows.by_ref().take(batch) {
-                    let tags = serde_json::to_string(&ev.tags)?;
-                    let blob = blob_from(emb);
-                    let crc = row_checksum(
-                        ev.session,
-                        ev.ts,
-                        ev.text.as_bytes(),
-                        tags.as_bytes(),
-                        &blob,
-                    );
+                    let (tags, blob, crc) = encode_row(ev, emb)?;
                     ins.execute(params![id, ev.session, ev.ts, ev.text, tags, blob, crc])?;
                     written += 1;
                 }
@@ -581,15 +588,7 @@ impl Store {
     /// Inserts one event (its own implicit transaction) and returns its new id.
     pub fn insert_event(&self, ev: &NewEvent, embedding: &[f32]) -> Result<i64> {
         // Encoded before the writer is taken: the lock covers only SQLite's own work.
-        let tags = serde_json::to_string(&ev.tags)?;
-        let blob = blob_from(embedding);
-        let crc = row_checksum(
-            ev.session,
-            ev.ts,
-            ev.text.as_bytes(),
-            tags.as_bytes(),
-            &blob,
-        );
+        let (tags, blob, crc) = encode_row(ev, embedding)?;
         let conn = self.writer();
         let mut ins = conn.prepare_cached(
             "INSERT INTO events(session, ts, text, tags, embedding, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

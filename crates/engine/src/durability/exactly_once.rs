@@ -5,10 +5,9 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::checksum::row_checksum;
 use crate::corpus::NewEvent;
 use crate::error::{EngineError, Result};
-use crate::store::{blob_from, Store};
+use crate::store::{encode_row, Store};
 use crate::{remember, Engine};
 
 /// What [`Engine::remember_once`] did.
@@ -30,15 +29,7 @@ impl Store {
         ev: &NewEvent,
         embedding: &[f32],
     ) -> Result<Remembered> {
-        let tags = serde_json::to_string(&ev.tags)?;
-        let blob = blob_from(embedding);
-        let crc = row_checksum(
-            ev.session,
-            ev.ts,
-            ev.text.as_bytes(),
-            tags.as_bytes(),
-            &blob,
-        );
+        let (tags, blob, crc) = encode_row(ev, embedding)?;
         let conn = self.writer();
         let inserted = conn
             .prepare_cached(
