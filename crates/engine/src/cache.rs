@@ -127,6 +127,7 @@ mod tests {
             scores: vec![1.0],
             json: String::new(),
             cached: false,
+            degraded: None,
         }
     }
 

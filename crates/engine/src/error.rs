@@ -82,6 +82,31 @@ pub enum EngineError {
     /// JSON encoding or decoding failed.
     #[error("engine json: {0}")]
     Json(#[from] serde_json::Error),
+    /// A dependency (the store's reads or writes, the embedder) is unavailable: its circuit
+    /// breaker is open, the read pool stayed exhausted, or the embedder failed. Nothing was
+    /// written; the caller may retry after `retry_after`.
+    #[error("{what} unavailable: {reason}")]
+    Unavailable {
+        /// Which dependency (`store writes`, `store reads`, `embedder`).
+        what: &'static str,
+        /// Why (the breaker is open after N failures, the last error, ...).
+        reason: String,
+        /// When trying again makes sense (the breaker's remaining cool-down), if known.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// An operation ran out of its deadline while retrying a transient error (the store
+    /// stayed locked). Nothing was written.
+    #[error("{op} gave up after {:.1} ms and {attempts} attempt(s) (deadline exceeded): {last}", after.as_secs_f64() * 1e3)]
+    DeadlineExceeded {
+        /// The operation (`remember`, `consolidate`).
+        op: &'static str,
+        /// How long it tried.
+        after: std::time::Duration,
+        /// How many calls it made.
+        attempts: u32,
+        /// The last transient error.
+        last: String,
+    },
     /// The store (or its WAL) is damaged; nothing was served from it. `recover` rebuilds a
     /// store from what is still intact.
     #[error("{}: the engine store is damaged: {detail}", path.display())]

@@ -44,13 +44,15 @@ pub mod index;
 pub mod quality;
 pub mod recall;
 pub mod remember;
+pub mod resilience;
 pub mod settings;
 pub mod store;
 pub mod store_health;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +63,10 @@ pub use embed::Embedder;
 pub use error::{EngineError, Result};
 pub use index::{Hit, IvfIndex};
 pub use recall::{RecallResult, RerankWeights};
+pub use resilience::degrade::Degraded;
+pub use resilience::embed_backend::EmbedBackend;
+pub use resilience::health::Health;
+pub use resilience::{ResilienceConfig, ResilienceStats};
 pub use store::{Fact, Store};
 
 /// Engine settings.
@@ -94,6 +100,8 @@ pub struct EngineConfig {
     /// Milliseconds between background WAL checkpoints; 0 runs no checkpoint thread and the
     /// owner calls [`Engine::checkpoint`] (instructions passes do, between operations).
     pub checkpoint_ms: u64,
+    /// Deadlines, retries, breakers and degraded answers (see [`resilience`]).
+    pub resilience: ResilienceConfig,
 }
 
 impl Default for EngineConfig {
@@ -111,6 +119,7 @@ impl Default for EngineConfig {
             bulk_batch: store::DEFAULT_BULK_BATCH,
             read_connections: store::DEFAULT_READ_CONNECTIONS,
             checkpoint_ms: 250,
+            resilience: ResilienceConfig::default(),
         }
     }
 }
@@ -176,7 +185,7 @@ impl EngineConfig {
         {
             return bad("rerank weights must be finite numbers");
         }
-        Ok(())
+        self.resilience.validate()
     }
 }
 
@@ -191,6 +200,10 @@ pub struct Engine {
     cache: Mutex<RecallCache>,
     /// Newest event timestamp: the reference point of recency scores.
     now_ts: AtomicI64,
+    /// Breakers, backoff and counters of the resilience layer.
+    guards: resilience::Guards,
+    /// A pluggable embedder replacing the built-in one (see [`Engine::set_embed_backend`]).
+    backend: Option<Arc<dyn EmbedBackend>>,
 }
 
 // The workload runner moves engines between threads; the load generator shares one.
@@ -218,7 +231,15 @@ impl Engine {
         // Verifies every row's checksum on the way: damage is an error, never served.
         durability::verify::load_verified(&store, |id, v| index.insert(id, v))?;
         let now_ts = store.max_ts()?.unwrap_or(0);
+        let r = &config.resilience;
+        store.set_waits(
+            Duration::from_millis(r.write_deadline_ms),
+            Duration::from_millis(r.read_wait_ms),
+            Duration::from_millis(r.busy_timeout_ms),
+        )?;
         let engine = Engine {
+            guards: resilience::Guards::new(r),
+            backend: None,
             embedder: Embedder::new(config.dim),
             cache: Mutex::new(RecallCache::new(config.cache_capacity)),
             config,
@@ -295,10 +316,15 @@ impl Engine {
 
     /// Stores a new event (stages `embed`, `persist`, `index_insert`) and returns its id.
     /// Invalidates the recall cache.
+    ///
+    /// Transient lock errors are retried until the write deadline; a remember that returns
+    /// an error stored nothing.
     pub fn remember(&self, event: &NewEvent) -> Result<i64> {
-        let v = remember::embed(&self.embedder, &event.text);
+        let v = self.embed_document(&event.text)?;
         // Committed before it is searchable: every id the index returns can be read.
-        let id = remember::persist(&self.store, event, &v)?;
+        let id = self
+            .guards
+            .write("remember", || remember::persist(&self.store, event, &v))?;
         remember::index_insert(&self.index, id, &v);
         self.now_ts.fetch_max(event.ts, Ordering::AcqRel);
         // After the insert: a recall that saw the old generation cannot cache its result.
@@ -320,23 +346,37 @@ impl Engine {
             }
             cache.generation()
         };
-        let q = recall::embed_query(&self.embedder, query);
+        let q = match self.embed_query(query) {
+            Ok(q) => q,
+            Err(e) => return self.degraded_lexical(query, k, &e),
+        };
         let n = self.config.candidates.max(k);
         let candidates = recall::vector_search(&self.index, &q, n, self.nprobe());
-        let ranked = recall::rerank(
-            &self.store,
-            query,
-            &candidates,
-            k,
-            &self.config.weights,
-            self.now_ts(),
-        )?;
+        let ranked = self.guards.read(|| {
+            recall::rerank(
+                &self.store,
+                query,
+                &candidates,
+                k,
+                &self.config.weights,
+                self.now_ts(),
+            )
+        });
+        let ranked = match ranked {
+            Ok(r) => r,
+            Err(e) if resilience::retry::is_dependency_failure(&e) => {
+                self.guards.count_degraded(Degraded::IndexOnly);
+                return resilience::degrade::index_only(query, &candidates, k, &e.to_string());
+            }
+            Err(e) => return Err(e),
+        };
         let json = recall::format(query, &ranked)?;
         let result = RecallResult {
             ids: ranked.iter().map(|r| r.id).collect(),
             scores: ranked.iter().map(|r| r.score).collect(),
             json,
             cached: false,
+            degraded: None,
         };
         if self.config.cache_capacity > 0 {
             self.cache().put_if_current(generation, key, result.clone());
@@ -347,8 +387,134 @@ impl Engine {
     /// Consolidates pending events into facts (stages `load_events`, `cluster`,
     /// `extract_patterns`, `validate`, `store_facts`, once per batch). Concurrent calls take
     /// turns.
+    ///
+    /// Each batch is one transaction; lock errors are retried until the write deadline.
     pub fn consolidate(&self, opts: &ConsolidateOptions) -> Result<ConsolidationReport> {
-        consolidate::run(&self.store, opts)
+        self.guards
+            .write("consolidate", || consolidate::run(&self.store, opts))
+    }
+
+    /// Replaces the built-in embedder by `backend` (a service that may fail or hang), for
+    /// remembers and recalls from now on. Setup, so it takes the engine exclusively.
+    pub fn set_embed_backend(&mut self, backend: Arc<dyn EmbedBackend>) {
+        self.backend = Some(backend);
+    }
+
+    /// A stored event's embedding: from the backend if one is set, through its breaker and
+    /// with its deadline; an unavailable embedder means the event is not stored.
+    fn embed_document(&self, text: &str) -> Result<Vec<f32>> {
+        match &self.backend {
+            None => Ok(remember::embed(&self.embedder, text)),
+            Some(b) => {
+                let _s = perfcheck_stage::stage!("embed");
+                self.embed_with(b.as_ref(), text)
+            }
+        }
+    }
+
+    /// A query's embedding, as [`Engine::embed_document`].
+    fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
+        match &self.backend {
+            None => Ok(recall::embed_query(&self.embedder, query)),
+            Some(b) => {
+                let _s = perfcheck_stage::stage!("embed_query");
+                self.embed_with(b.as_ref(), query)
+            }
+        }
+    }
+
+    fn embed_with(&self, b: &dyn EmbedBackend, text: &str) -> Result<Vec<f32>> {
+        let admit = self.guards.admit(&self.guards.embed)?;
+        let timeout = Duration::from_millis(self.config.resilience.embed_timeout_ms);
+        let r = b
+            .embed(text, Instant::now() + timeout)
+            .map_err(|reason| EngineError::Unavailable {
+                what: "embedder",
+                reason,
+                retry_after: None,
+            })
+            .and_then(|v| {
+                if v.len() == self.config.dim {
+                    Ok(v)
+                } else {
+                    Err(EngineError::InvalidConfig(format!(
+                        "the embedding backend returned {} dimensions, the store has {}",
+                        v.len(),
+                        self.config.dim
+                    )))
+                }
+            });
+        if r.is_err() {
+            self.guards.count_embed_failure();
+        }
+        resilience::Guards::report(&self.guards.embed, admit, &r);
+        r
+    }
+
+    /// Recall without a query embedding: keywords over recent memories, marked degraded.
+    fn degraded_lexical(&self, query: &str, k: usize, why: &EngineError) -> Result<RecallResult> {
+        let r = &self.config.resilience;
+        let result = self.guards.read(|| {
+            resilience::degrade::lexical(
+                &self.store,
+                query,
+                k,
+                r.lexical_window,
+                &self.config.weights,
+                self.now_ts(),
+                &why.to_string(),
+            )
+        })?;
+        self.guards.count_degraded(Degraded::Lexical);
+        Ok(result)
+    }
+
+    /// A quick health report: one read, breaker states, index and cache counts; no write
+    /// and no integrity scan (see [`durability`] for those).
+    pub fn health(&self) -> Health {
+        let stored = self.store.event_count();
+        let (pool_open, pool_idle, pool_max) = self.store.pool_usage();
+        let (cache_entries, (cache_hits, cache_misses)) = {
+            let c = self.cache();
+            (c.len(), c.stats())
+        };
+        let indexed = self.index.len() as u64;
+        let breakers = [&self.guards.reads, &self.guards.writes, &self.guards.embed]
+            .iter()
+            .map(|b| {
+                let (opened, rejected) = b.counts();
+                resilience::health::BreakerHealth {
+                    name: b.name().to_owned(),
+                    state: b.state(),
+                    opened,
+                    rejected,
+                }
+            })
+            .collect();
+        Health {
+            status: resilience::health::Status::Ok,
+            store_readable: stored.is_ok(),
+            index_consistent: stored.as_ref().ok().map(|n| *n == indexed),
+            events_stored: stored.as_ref().ok().copied(),
+            store_error: stored.err().map(|e| e.to_string()),
+            events_indexed: indexed,
+            breakers,
+            cache_entries,
+            cache_capacity: self.config.cache_capacity,
+            cache_hits,
+            cache_misses,
+            pool_open,
+            pool_idle,
+            pool_max,
+            resilience: self.guards.stats(),
+            problems: Vec::new(),
+        }
+        .judge()
+    }
+
+    /// What the resilience layer did so far (retries, fail-fast calls, degraded answers).
+    pub fn resilience_stats(&self) -> ResilienceStats {
+        self.guards.stats()
     }
 
     /// Marks every event pending again and deletes all facts, so consolidation can be measured

@@ -46,6 +46,9 @@ pub struct RecallResult {
     pub json: String,
     /// True when served from the cache (no stage ran).
     pub cached: bool,
+    /// Set when a dependency was unavailable and the answer was made another way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<crate::resilience::degrade::Degraded>,
 }
 
 /// One re-ranked candidate.

@@ -12,8 +12,9 @@
 //! consolidations can never claim the same pending events.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -154,6 +155,8 @@ struct ReadPool {
     max: usize,
     state: Mutex<PoolState>,
     returned: Condvar,
+    /// Longest a read waits for a connection when all `max` are in use, in nanoseconds.
+    wait_ns: AtomicU64,
 }
 
 /// A read connection checked out of the pool; goes back on drop.
@@ -171,9 +174,16 @@ impl Drop for Pooled<'_> {
     }
 }
 
+/// Read connections held out of the pool; they go back when this drops.
+pub struct HeldReaders<'a> {
+    _held: Vec<Pooled<'a>>,
+}
+
 impl ReadPool {
     /// A connection, waiting for one to come back when `max` are in use.
     fn get(&self) -> Result<Pooled<'_>> {
+        let wait = Duration::from_nanos(self.wait_ns.load(Ordering::Relaxed));
+        let until = Instant::now() + wait;
         let mut st = lock(&self.state);
         loop {
             if let Some(conn) = st.idle.pop() {
@@ -198,11 +208,31 @@ impl ReadPool {
                     }
                 };
             }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                // Exhausted for longer than a read may wait: say so instead of queueing on.
+                return Err(EngineError::Unavailable {
+                    what: "store reads",
+                    reason: format!(
+                        "all {} read connections stayed in use for {} ms",
+                        self.max,
+                        wait.as_millis()
+                    ),
+                    retry_after: None,
+                });
+            }
             st = self
                 .returned
-                .wait(st)
-                .unwrap_or_else(PoisonError::into_inner);
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
+    }
+
+    /// `(opened, idle, max)` connections now.
+    fn usage(&self) -> (usize, usize, usize) {
+        let st = lock(&self.state);
+        (st.opened, st.idle.len(), self.max)
     }
 
     fn open(&self) -> Result<Connection> {
@@ -227,6 +257,10 @@ impl ReadPool {
         Ok(conn)
     }
 }
+
+/// How long a read or a write waits for a connection unless [`Store::set_waits`] says
+/// otherwise: long enough never to fail a healthy store.
+const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
 /// How often the background checkpointer copies the WAL back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
@@ -291,7 +325,9 @@ impl Drop for Checkpointer {
 /// The SQLite store: one writer connection and a pool of readers on one file.
 #[derive(Debug)]
 pub struct Store {
-    writer: Mutex<Connection>,
+    /// A `parking_lot` mutex for its timed lock: a write waits at most `write_wait_ns`.
+    writer: parking_lot::Mutex<Connection>,
+    write_wait_ns: AtomicU64,
     readers: ReadPool,
     /// Held by a consolidation from loading its batch to committing its facts.
     consolidation: Mutex<()>,
@@ -430,12 +466,14 @@ impl Store {
             None
         };
         let store = Store {
-            writer: Mutex::new(conn),
+            writer: parking_lot::Mutex::new(conn),
+            write_wait_ns: AtomicU64::new(DEFAULT_WAIT.as_nanos() as u64),
             readers: ReadPool {
                 path: wal.then(|| p.clone()),
                 max: readers.max(1),
                 state: Mutex::new(PoolState::default()),
                 returned: Condvar::new(),
+                wait_ns: AtomicU64::new(DEFAULT_WAIT.as_nanos() as u64),
             },
             consolidation: Mutex::new(()),
             _checkpointer: checkpointer,
@@ -450,7 +488,7 @@ impl Store {
     /// Runs `f` on a read connection (the writer for in-memory databases).
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         if self.readers.path.is_none() {
-            return f(&lock(&self.writer));
+            return f(&*self.writer()?);
         }
         let pooled = self.readers.get()?;
         match &pooled.conn {
@@ -459,9 +497,70 @@ impl Store {
         }
     }
 
-    /// The writer connection, exclusively.
-    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
-        lock(&self.writer)
+    /// The writer connection, exclusively, waiting at most the write wait for it.
+    pub(crate) fn writer(&self) -> Result<parking_lot::MutexGuard<'_, Connection>> {
+        let wait = Duration::from_nanos(self.write_wait_ns.load(Ordering::Relaxed));
+        self.writer
+            .try_lock_for(wait)
+            .ok_or_else(|| EngineError::Unavailable {
+                what: "store writes",
+                reason: format!(
+                    "the writer connection stayed in use for {} ms",
+                    wait.as_millis()
+                ),
+                retry_after: None,
+            })
+    }
+
+    /// How long a write waits for the writer connection and a read for a pooled one before
+    /// failing with [`EngineError::Unavailable`], and how long SQLite itself retries a lock
+    /// another process holds (its busy timeout) per attempt.
+    pub fn set_waits(&self, write: Duration, read: Duration, busy: Duration) -> Result<()> {
+        self.write_wait_ns
+            .store(write.as_nanos() as u64, Ordering::Relaxed);
+        self.readers
+            .wait_ns
+            .store(read.as_nanos() as u64, Ordering::Relaxed);
+        self.writer()?.busy_timeout(busy)?;
+        Ok(())
+    }
+
+    /// Read connections `(opened, idle, max)` now.
+    pub fn pool_usage(&self) -> (usize, usize, usize) {
+        self.readers.usage()
+    }
+
+    /// Runs `f` on every connection the store has: the writer and all `max` read
+    /// connections (opened if need be). Waits until every reader is idle, holding those it
+    /// has, so `f` sees each connection alone; fault injection uses it to install SQLite
+    /// hooks and limits on the engine's own connections.
+    pub fn for_each_connection(&self, mut f: impl FnMut(&Connection) -> Result<()>) -> Result<()> {
+        let writer = self.writer()?;
+        f(&writer)?;
+        if self.readers.path.is_some() {
+            let mut held = Vec::with_capacity(self.readers.max);
+            for _ in 0..self.readers.max {
+                held.push(self.readers.get()?);
+            }
+            for p in &held {
+                if let Some(c) = &p.conn {
+                    f(c)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks out every read connection and keeps them until the returned guard drops:
+    /// reads then wait, and fail after the read wait (the pool-exhaustion fault).
+    pub fn hold_read_connections(&self) -> Result<HeldReaders<'_>> {
+        let mut held = Vec::with_capacity(self.readers.max);
+        if self.readers.path.is_some() {
+            for _ in 0..self.readers.max {
+                held.push(self.readers.get()?);
+            }
+        }
+        Ok(HeldReaders { _held: held })
     }
 
     /// Serialises consolidations (and resets) of this store; see the module docs.
@@ -474,7 +573,7 @@ impl Store {
         if version == SCHEMA_VERSION {
             return Ok(());
         }
-        let mut conn = self.writer();
+        let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         if version < 1 {
             tx.execute_batch(SCHEMA_V1)?;
@@ -495,7 +594,7 @@ impl Store {
 
     fn check_dim(&self) -> Result<()> {
         let stored: Option<String> = self
-            .writer()
+            .writer()?
             .query_row("SELECT value FROM meta WHERE key = 'dim'", [], |r| r.get(0))
             .optional()?;
         let stored = stored.and_then(|s| s.parse::<usize>().ok());
@@ -514,7 +613,7 @@ impl Store {
     /// The database path.
     pub fn checkpoint(&self) -> Result<()> {
         // PASSIVE: copies what it can without waiting for readers, as the background thread.
-        self.writer()
+        self.writer()?
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         Ok(())
     }
@@ -567,7 +666,7 @@ impl Store {
         let mut written = 0;
         while rows.peek().is_some() {
             // The writer is taken per batch, so other writers get turns during a long load.
-            let mut conn = self.writer();
+            let mut conn = self.writer()?;
             let tx = conn.transaction()?;
             {
                 let mut ins = tx.prepare_cached(
@@ -589,7 +688,7 @@ impl Store {
     pub fn insert_event(&self, ev: &NewEvent, embedding: &[f32]) -> Result<i64> {
         // Encoded before the writer is taken: the lock covers only SQLite's own work.
         let (tags, blob, crc) = encode_row(ev, embedding)?;
-        let conn = self.writer();
+        let conn = self.writer()?;
         let mut ins = conn.prepare_cached(
             "INSERT INTO events(session, ts, text, tags, embedding, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
@@ -644,6 +743,17 @@ impl Store {
             .collect())
     }
 
+    /// Id, timestamp and text of the newest `limit` events, newest first (recall's lexical
+    /// fallback when no query embedding is available).
+    pub fn recent_texts(&self, limit: usize) -> Result<Vec<(i64, i64, String)>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT id, ts, text FROM events ORDER BY id DESC LIMIT ?1")?;
+            let rows = st.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     /// Calls `f(id, embedding)` for every event in id order (index rebuild on open).
     pub fn for_each_embedding(&self, mut f: impl FnMut(i64, &[f32])) -> Result<()> {
         self.read(|c| {
@@ -695,7 +805,7 @@ impl Store {
         fail_after: Option<usize>,
     ) -> Result<FactWriteStats> {
         let mut stats = FactWriteStats::default();
-        let mut conn = self.writer();
+        let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         {
             let mut ins = tx.prepare_cached(
@@ -747,7 +857,7 @@ impl Store {
     /// consolidation to finish).
     pub fn reset_consolidation(&self) -> Result<()> {
         let _serial = self.consolidation_lock();
-        let mut conn = self.writer();
+        let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         tx.execute(
             "UPDATE events SET consolidated = 0, fact_id = NULL WHERE consolidated != 0 OR fact_id IS NOT NULL",
@@ -854,6 +964,7 @@ mod tests {
             assert_eq!(id, 1);
             let v: i64 = s
                 .writer()
+                .unwrap()
                 .pragma_query_value(None, "user_version", |r| r.get(0))
                 .unwrap();
             assert_eq!(v, SCHEMA_VERSION);
@@ -905,6 +1016,7 @@ mod tests {
         let p = s.load_pending(10).unwrap();
         assert_eq!(p[1].embedding, embs[1].to_vec());
         s.writer()
+            .unwrap()
             .execute("UPDATE events SET embedding = x'0102' WHERE id = 2", [])
             .unwrap();
         assert!(matches!(

@@ -30,7 +30,7 @@ impl Store {
         embedding: &[f32],
     ) -> Result<Remembered> {
         let (tags, blob, crc) = encode_row(ev, embedding)?;
-        let conn = self.writer();
+        let conn = self.writer()?;
         let inserted = conn
             .prepare_cached(
                 "INSERT INTO events(session, ts, text, tags, embedding, crc, idem_key) \
@@ -65,11 +65,11 @@ impl Engine {
     /// event, later calls (retries after a crash or a lost reply) return the same id and
     /// write nothing. Keys are compared exactly; choose them unique per event.
     pub fn remember_once(&self, key: &str, event: &NewEvent) -> Result<Remembered> {
-        let v = remember::embed(&self.embedder, &event.text);
-        let done = {
+        let v = self.embed_document(&event.text)?;
+        let done = self.guards.write("remember", || {
             let _s = perfcheck_stage::stage!("persist");
-            self.store.insert_event_once(key, event, &v)?
-        };
+            self.store.insert_event_once(key, event, &v)
+        })?;
         if done.inserted {
             remember::index_insert(&self.index, done.id, &v);
             self.now_ts

@@ -136,7 +136,7 @@ fn rebuild(
 ) -> Result<()> {
     let empty = Salvage::default();
     let snap = snapshot.unwrap_or(&empty);
-    let mut conn = store.writer();
+    let mut conn = store.writer()?;
     let tx = conn.transaction()?;
     {
         let mut ins_fact = tx.prepare(
