@@ -4,6 +4,8 @@
 //! No assertion is about wall time; the only clocks are deadlock guards.
 
 mod common;
+#[path = "../crates/engine/examples/perfcheck/embed_switch.rs"]
+mod embed_switch;
 /// The engine's load target, as its harness registers it.
 #[path = "../crates/engine/examples/perfcheck/load.rs"]
 mod engine_load;
@@ -12,6 +14,8 @@ mod engine_load;
 mod faults;
 #[path = "../crates/engine/examples/perfcheck/ledger.rs"]
 mod ledger;
+#[path = "../crates/engine/examples/perfcheck/sqlite_faults.rs"]
+mod sqlite_faults;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;

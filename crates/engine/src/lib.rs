@@ -320,6 +320,8 @@ impl Engine {
     /// Transient lock errors are retried until the write deadline; a remember that returns
     /// an error stored nothing.
     pub fn remember(&self, event: &NewEvent) -> Result<i64> {
+        // An open write breaker answers before the embedding is made for nothing.
+        self.guards.precheck_write()?;
         let v = self.embed_document(&event.text)?;
         // Committed before it is searchable: every id the index returns can be read.
         let id = self

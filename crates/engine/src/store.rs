@@ -530,21 +530,24 @@ impl Store {
         self.readers.usage()
     }
 
-    /// Runs `f` on every connection the store has: the writer and all `max` read
-    /// connections (opened if need be). Waits until every reader is idle, holding those it
+    /// Runs `f(connection, is_writer)` on every connection the store has: the writer and
+    /// all `max` read connections (opened if need be). Waits until every reader is idle, holding those it
     /// has, so `f` sees each connection alone; fault injection uses it to install SQLite
     /// hooks and limits on the engine's own connections.
-    pub fn for_each_connection(&self, mut f: impl FnMut(&Connection) -> Result<()>) -> Result<()> {
-        let writer = self.writer()?;
-        f(&writer)?;
+    pub fn for_each_connection(
+        &self,
+        mut f: impl FnMut(&mut Connection, bool) -> Result<()>,
+    ) -> Result<()> {
+        let mut writer = self.writer()?;
+        f(&mut writer, true)?;
         if self.readers.path.is_some() {
             let mut held = Vec::with_capacity(self.readers.max);
             for _ in 0..self.readers.max {
                 held.push(self.readers.get()?);
             }
-            for p in &held {
-                if let Some(c) = &p.conn {
-                    f(c)?;
+            for p in &mut held {
+                if let Some(c) = p.conn.as_mut() {
+                    f(c, false)?;
                 }
             }
         }

@@ -162,7 +162,7 @@ fn a_full_database_fails_writes_at_once_without_retrying_and_stores_only_what_it
     let dir = tempfile::tempdir().unwrap();
     let e = engine(&dir, 0, 5);
     e.store()
-        .for_each_connection(|c| {
+        .for_each_connection(|c, _| {
             let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
             c.pragma_update(None, "max_page_count", pages)?;
             Ok(())
@@ -188,7 +188,7 @@ fn a_full_database_fails_writes_at_once_without_retrying_and_stores_only_what_it
         "a full disk is not retried"
     );
     e.store()
-        .for_each_connection(|c| Ok(c.pragma_update(None, "max_page_count", 1_000_000)?))
+        .for_each_connection(|c, _| Ok(c.pragma_update(None, "max_page_count", 1_000_000)?))
         .unwrap();
     e.remember(&event(999)).expect("space again");
     assert_eq!(e.event_count().unwrap(), acknowledged + 1);

@@ -12,7 +12,9 @@ use agent_memory::ConsolidateOptions;
 use perfcheck::harness::{ActiveFault, BoxError, FaultInfo};
 use rusqlite::Connection;
 
+use crate::embed_switch::Mode;
 use crate::engine_load::System;
+use crate::sqlite_faults;
 
 /// How long a heal waits for a fault's threads before calling it a deadlock.
 const STOP_WITHIN: Duration = Duration::from_secs(10);
@@ -30,6 +32,46 @@ pub fn list() -> Vec<FaultInfo> {
             "four extra writers remember and consolidate as fast as they can on the same \
              store: no deadlock, no lost update",
         ),
+        FaultInfo::new(
+            "slow_db",
+            "every SQLite statement on the engine's connections starts 10 ms late (a trace \
+             hook that sleeps)",
+        ),
+        FaultInfo::new(
+            "flaky_reads",
+            "20% of read statements are interrupted at random (intermittent failure): \
+             recall answers from the index alone for those",
+        ),
+        FaultInfo::new(
+            "flaky_lock",
+            "another connection takes the write lock in random 5-30 ms bursts: remembers \
+             retry with backoff and get through",
+        ),
+        FaultInfo::new(
+            "disk_full",
+            "the database may not grow past its current pages (max_page_count): remembers \
+             are refused, never acknowledged, until space is freed",
+        ),
+        FaultInfo::new(
+            "pool_exhausted",
+            "every read connection is checked out and held: recalls wait 100 ms for one, \
+             then answer from the index alone",
+        ),
+        FaultInfo::new(
+            "embed_failure",
+            "the embedding service answers every request with an error: recall falls back to \
+             keywords over recent memories, remember is refused",
+        ),
+        FaultInfo::new(
+            "embed_hang",
+            "the embedding service hangs until each request's 100 ms deadline; after five \
+             the breaker opens and recall goes straight to keywords",
+        ),
+        FaultInfo::new(
+            "cascading",
+            "the write lock held (locked_db), and one second later the embedding service \
+             hanging as well (embed_hang)",
+        ),
     ]
 }
 
@@ -38,6 +80,14 @@ pub fn inject(system: &Arc<System>, name: &str) -> Result<Box<dyn ActiveFault>, 
     match name {
         "locked_db" => LockHolder::start(system),
         "write_contention" => Contention::start(system, 4),
+        "slow_db" => sqlite_faults::slow_db(system),
+        "flaky_reads" => sqlite_faults::flaky_reads(system),
+        "flaky_lock" => sqlite_faults::flaky_lock(system),
+        "disk_full" => sqlite_faults::disk_full(system),
+        "pool_exhausted" => sqlite_faults::pool_exhausted(system),
+        "embed_failure" => EmbedOutage::start(system, Mode::Fails),
+        "embed_hang" => EmbedOutage::start(system, Mode::Hangs),
+        "cascading" => Cascade::start(system, Duration::from_secs(1)),
         _ => Err(format!("the engine has no fault `{name}`").into()),
     }
 }
@@ -190,5 +240,75 @@ impl ActiveFault for Contention {
             4,
             self.errors.load(Ordering::Relaxed)
         )))
+    }
+}
+
+/// The embedding service switched to failing or hanging until healed.
+struct EmbedOutage {
+    system: Arc<System>,
+}
+
+impl EmbedOutage {
+    fn start(system: &Arc<System>, mode: Mode) -> Result<Box<dyn ActiveFault>, BoxError> {
+        system.embed_switch().set(mode);
+        Ok(Box::new(EmbedOutage {
+            system: Arc::clone(system),
+        }))
+    }
+}
+
+impl ActiveFault for EmbedOutage {
+    fn heal(self: Box<Self>) -> Result<Option<String>, BoxError> {
+        self.system.embed_switch().set(Mode::Works);
+        Ok(Some("the embedding service answers again".into()))
+    }
+}
+
+/// Two faults in sequence: the write lock now, the embedding service `after` later.
+struct Cascade {
+    lock: Box<dyn ActiveFault>,
+    stop: mpsc::Sender<()>,
+    second: JoinHandle<bool>,
+    system: Arc<System>,
+}
+
+impl Cascade {
+    fn start(system: &Arc<System>, after: Duration) -> Result<Box<dyn ActiveFault>, BoxError> {
+        let lock = LockHolder::start(system)?;
+        let (stop, stop_rx) = mpsc::channel::<()>();
+        let s = Arc::clone(system);
+        let second = std::thread::Builder::new()
+            .name("chaos-cascade".into())
+            .spawn(move || {
+                // Healed before the second fault was due: it never starts.
+                if let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(after) {
+                    s.embed_switch().set(Mode::Hangs);
+                    return true;
+                }
+                false
+            })?;
+        Ok(Box::new(Cascade {
+            lock,
+            stop,
+            second,
+            system: Arc::clone(system),
+        }))
+    }
+}
+
+impl ActiveFault for Cascade {
+    fn heal(self: Box<Self>) -> Result<Option<String>, BoxError> {
+        let _ = self.stop.send(());
+        let second = self
+            .second
+            .join()
+            .map_err(|_| "the cascade's thread panicked".to_owned())?;
+        self.system.embed_switch().set(Mode::Works);
+        let first = self.lock.heal()?.unwrap_or_default();
+        Ok(Some(if second {
+            format!("{first}; the embedding service answers again")
+        } else {
+            format!("{first}; healed before the embedding service failed")
+        }))
     }
 }

@@ -14,6 +14,7 @@ use perfcheck::harness::{
     ActiveFault, BoxError, FaultInfo, LoadTarget, Outcome, SetupContext, WriteCheck,
 };
 
+use crate::embed_switch::EmbedSwitch;
 use crate::ledger::Ledger;
 use rand::RngCore;
 use serde::{Deserialize, Deserializer};
@@ -86,6 +87,8 @@ pub struct System {
     facts_created: AtomicU64,
     db: PathBuf,
     ledger: Ledger,
+    /// The engine embeds through this switch, so chaos can make the embedder fail.
+    embed: Arc<EmbedSwitch>,
 }
 
 impl System {
@@ -97,6 +100,16 @@ impl System {
     /// The corpus the store was loaded from.
     pub fn corpus(&self) -> &Corpus {
         &self.corpus
+    }
+
+    /// The engine under test.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The switch in front of the engine's embedder.
+    pub fn embed_switch(&self) -> &EmbedSwitch {
+        &self.embed
     }
 
     /// Remembers `event` under a fresh operation tag, acknowledged in the ledger on success.
@@ -194,6 +207,9 @@ impl LoadTarget for EngineLoad {
             ..ConsolidateOptions::default()
         })?;
         let setup_max_id = engine.store().event_ids()?.last().copied().unwrap_or(0);
+        // After the bulk load, which embeds with the built-in embedder directly.
+        let embed = Arc::new(EmbedSwitch::new(c.settings.engine.dim));
+        engine.set_embed_backend(embed.clone());
         Ok(Arc::new(System {
             ledger: Ledger::new(db.clone(), setup_max_id),
             db,
@@ -210,6 +226,7 @@ impl LoadTarget for EngineLoad {
             remembered: AtomicU64::new(0),
             consolidated_events: AtomicU64::new(0),
             facts_created: AtomicU64::new(0),
+            embed,
         }))
     }
 
@@ -237,7 +254,11 @@ impl LoadTarget for EngineLoad {
         match op {
             Op::Recall(q) => {
                 let text = s.corpus.queries.get(q).map_or("", |q| q.text.as_str());
-                std::hint::black_box(s.engine.recall(text, s.recall_k)?);
+                let r = s.engine.recall(text, s.recall_k)?;
+                if r.degraded.is_some() {
+                    return Ok(Outcome::Degraded);
+                }
+                std::hint::black_box(r);
             }
             Op::Remember(event) => {
                 std::hint::black_box(s.remember_tracked(event)?);

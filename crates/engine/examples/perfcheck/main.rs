@@ -2,9 +2,11 @@
 //! `consolidation`, `mixed`) and built-in profiles, through the same public harness API any
 //! crate uses. `cargo perfcheck` in this repository finds, builds and runs this target.
 
+mod embed_switch;
 mod faults;
 mod ledger;
 mod load;
+mod sqlite_faults;
 mod workloads;
 
 // The name tests/load.rs gives this module when it includes it (faults.rs refers to it).

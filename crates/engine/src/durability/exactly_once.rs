@@ -65,6 +65,7 @@ impl Engine {
     /// event, later calls (retries after a crash or a lost reply) return the same id and
     /// write nothing. Keys are compared exactly; choose them unique per event.
     pub fn remember_once(&self, key: &str, event: &NewEvent) -> Result<Remembered> {
+        self.guards.precheck_write()?;
         let v = self.embed_document(&event.text)?;
         let done = self.guards.write("remember", || {
             let _s = perfcheck_stage::stage!("persist");

@@ -113,6 +113,20 @@ impl Breaker {
         }
     }
 
+    /// Whether an open breaker would reject a call now, without changing its state (a
+    /// caller checks before doing work the call would waste, such as embedding).
+    pub fn rejects(&self) -> bool {
+        if self.state.load(Ordering::Acquire) == CLOSED {
+            return false;
+        }
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.state.load(Ordering::Acquire) {
+            OPEN => inner.opened_at.is_some_and(|t| t.elapsed() < self.cooldown),
+            HALF_OPEN => true,
+            _ => false,
+        }
+    }
+
     /// Reports a call's success: closes the breaker and clears the failure count.
     pub fn success(&self) {
         if self.state.load(Ordering::Acquire) == CLOSED {
@@ -188,6 +202,7 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Closed, "a success reset the count");
         b.failure();
         assert_eq!(b.state(), BreakerState::Open);
+        assert!(b.rejects());
         assert!(matches!(b.admit(), Admit::Reject(d) if d > Duration::from_secs(3000)));
         assert_eq!(b.counts(), (1, 1));
     }
@@ -197,6 +212,8 @@ mod tests {
         let b = Breaker::new("t", 1, Duration::ZERO);
         b.failure();
         assert_eq!(b.state(), BreakerState::Open);
+        assert!(!b.rejects(), "cooled down: the next call probes");
+        assert_eq!(b.state(), BreakerState::Open, "rejects() changes nothing");
         assert_eq!(b.admit(), Admit::Probe);
         assert_eq!(b.state(), BreakerState::HalfOpen);
         assert_eq!(

@@ -71,7 +71,7 @@ impl Default for ResilienceConfig {
             breaker_cooldown_ms: 100,
             read_wait_ms: 100,
             embed_timeout_ms: 100,
-            lexical_window: 2_000,
+            lexical_window: 1_000,
         }
     }
 }
@@ -200,6 +200,16 @@ impl Guards {
         let r = f();
         Self::report(&self.reads, admit, &r);
         r
+    }
+
+    /// Fails fast, before any work, when the write breaker would reject the write.
+    pub fn precheck_write(&self) -> Result<()> {
+        if self.writes.rejects() {
+            // Cooled down in between: hand the probe on to the write itself.
+            let a = self.admit(&self.writes)?;
+            self.writes.neutral(a);
+        }
+        Ok(())
     }
 
     /// Whether `b` lets a call through; an open breaker is [`EngineError::Unavailable`].
