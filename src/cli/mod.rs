@@ -8,6 +8,7 @@ mod baseline_cmd;
 mod calibrate_cmd;
 mod chaos_cmd;
 mod check_cmd;
+mod health_cmd;
 pub mod launch;
 mod load_cmd;
 mod profile_cmd;
@@ -59,6 +60,9 @@ enum Command {
     /// Fault scenarios under steady load (a locked or slow database, a full disk, ...): what
     /// clients saw, time to detect and to recover, and whether any acknowledged write was lost.
     Chaos(chaos_cmd::ChaosArgs),
+    /// Check a stored system (the engine's database folder) without changing it: intact,
+    /// consistent, what it holds; exit 1 on a problem.
+    Health(health_cmd::HealthArgs),
     /// The child of an instructions pass (started by perfcheck under callgrind).
     #[command(name = "__instructions-pass", hide = true)]
     InstructionsPass(InstructionsPassArgs),
@@ -115,6 +119,7 @@ fn dispatch(cli: Cli, harness: &Harness) -> anyhow::Result<ExitCode> {
         Command::Trend(a) => trend_cmd::run(a),
         Command::Load(a) => load_cmd::run(a, harness),
         Command::Chaos(a) => chaos_cmd::run(a, harness),
+        Command::Health(a) => health_cmd::run(a, harness),
         Command::Calibrate(a) => calibrate_cmd::run(a, harness),
         Command::InstructionsPass(a) => {
             let report = crate::profile::instructions::child::run(

@@ -5,6 +5,7 @@
 pub mod build;
 pub mod erased;
 pub mod fault;
+pub mod health;
 pub mod load_target;
 pub mod locate;
 pub mod workload;
@@ -16,6 +17,7 @@ use crate::error::Error;
 
 pub use erased::{AnyWorkload, Configured, Session};
 pub use fault::{ActiveFault, FaultInfo, Outcome, WriteCheck};
+pub use health::{HealthCheck, StoredHealth};
 pub use load_target::{AnyLoadTarget, LoadTarget};
 pub use workload::{BoxError, Gap, NoConfig, OpCounts, PassMode, SetupContext, Workload};
 
@@ -25,6 +27,7 @@ pub struct Harness {
     workloads: Vec<Arc<dyn AnyWorkload>>,
     profiles: Vec<(&'static str, &'static str)>,
     load_target: Option<Arc<dyn AnyLoadTarget>>,
+    health: Option<Arc<dyn HealthCheck>>,
 }
 
 impl Harness {
@@ -45,6 +48,17 @@ impl Harness {
     pub fn load_target<L: LoadTarget>(mut self, target: L) -> Harness {
         self.load_target = Some(Arc::new(load_target::Erased(Arc::new(target))));
         self
+    }
+
+    /// Registers the check `cargo perfcheck health --store-dir DIR` runs.
+    pub fn health_check<H: HealthCheck>(mut self, check: H) -> Harness {
+        self.health = Some(Arc::new(check));
+        self
+    }
+
+    /// The registered health check, if any.
+    pub fn get_health_check(&self) -> Option<&Arc<dyn HealthCheck>> {
+        self.health.as_ref()
     }
 
     /// The registered load target, if any.

@@ -94,6 +94,15 @@ pub fn check_store(path: impl AsRef<Path>, config: &EngineConfig) -> StoreHealth
     h
 }
 
+/// The embedding dimension recorded in the store at `path`, read without changing it.
+pub fn stored_dim(path: impl AsRef<Path>) -> Option<usize> {
+    let conn = open_untouched(path.as_ref()).ok()?;
+    let v: String = conn
+        .query_row("SELECT value FROM meta WHERE key = 'dim'", [], |r| r.get(0))
+        .ok()?;
+    v.parse().ok()
+}
+
 fn count(conn: &Connection, sql: &str) -> rusqlite::Result<u64> {
     conn.query_row(sql, [], |r| r.get::<_, i64>(0))
         .map(|n| n.max(0) as u64)

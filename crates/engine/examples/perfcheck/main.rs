@@ -4,6 +4,7 @@
 
 mod embed_switch;
 mod faults;
+mod health;
 mod ledger;
 mod load;
 mod sqlite_faults;
@@ -28,7 +29,9 @@ const PROFILES: &[(&str, &str)] = &[
 
 fn harness() -> Harness {
     let shared = workloads::Shared::default();
-    let mut h = Harness::new().load_target(load::EngineLoad);
+    let mut h = Harness::new()
+        .load_target(load::EngineLoad)
+        .health_check(health::EngineHealth);
     for kind in workloads::Kind::ALL {
         h = h.workload(workloads::EngineWorkload::new(kind, shared.clone()));
     }
