@@ -89,6 +89,7 @@ fn every_engine_fault_recovers_and_keeps_every_acknowledged_write() {
         "flaky_lock",
         "flaky_reads",
         "locked_db",
+        "memory_pressure",
         "pool_exhausted",
         "slow_db",
         "write_contention",
@@ -140,8 +141,13 @@ fn every_engine_fault_recovers_and_keeps_every_acknowledged_write() {
         let (ops, failed) = (fault(name, "ops"), fault(name, "failed"));
         assert!(failed * 100 <= ops * 30, "{name}: {failed} of {ops} failed");
     }
-    // Short lock bursts are waited out by the retries: nothing failed.
+    // Short lock bursts are waited out by the retries, and budgets evict: nothing failed.
     assert_eq!(fault("flaky_lock", "failed"), 0);
+    assert_eq!(fault("memory_pressure", "failed"), 0);
+    let heal = scenarios["memory_pressure"]["heal"]["note"]
+        .as_str()
+        .unwrap();
+    assert!(heal.contains("of 65536 bytes"), "{heal}");
     assert_eq!(
         report["reconciliation"]["problems"],
         Value::Array(Vec::new())

@@ -47,6 +47,40 @@ pub struct RecallCache {
     hits: u64,
     misses: u64,
     generation: u64,
+    /// Bytes the entries hold (see [`entry_bytes`]).
+    bytes: usize,
+    /// Most bytes the entries may hold; 0: no byte limit (only the entry capacity).
+    budget: usize,
+    /// Most bytes held since the budget was last set.
+    peak: usize,
+    /// Entries dropped to stay within the budget or capacity.
+    evictions: u64,
+    /// Results not cached because one alone exceeds the budget.
+    too_big: u64,
+}
+
+/// What the cache holds against its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CacheUsage {
+    /// Results cached.
+    pub entries: usize,
+    /// Bytes they hold.
+    pub bytes: usize,
+    /// The byte budget (0: none).
+    pub budget: usize,
+    /// Most bytes held since the budget was set.
+    pub peak: usize,
+    /// Entries evicted.
+    pub evictions: u64,
+    /// Results too big to cache at all.
+    pub too_big: u64,
+}
+
+/// Heap bytes one cached result holds: key text, JSON, ids and scores, plus the entry's own
+/// bookkeeping (the LRU node, the `Arc`, the struct).
+pub fn entry_bytes(key: &CacheKey, value: &RecallResult) -> usize {
+    const OVERHEAD: usize = 160;
+    OVERHEAD + key.text.len() + value.json.len() + value.ids.len() * 8 + value.scores.len() * 4
 }
 
 impl RecallCache {
@@ -57,6 +91,48 @@ impl RecallCache {
             hits: 0,
             misses: 0,
             generation: 0,
+            bytes: 0,
+            budget: 0,
+            peak: 0,
+            evictions: 0,
+            too_big: 0,
+        }
+    }
+
+    /// Limits the entries to `budget` bytes (0: no limit), evicting the least recently used
+    /// now if they hold more.
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+        self.shrink();
+        self.peak = self.bytes;
+    }
+
+    fn shrink(&mut self) {
+        if self.budget == 0 {
+            return;
+        }
+        if let Some(l) = self.lru.as_mut() {
+            while self.bytes > self.budget {
+                match l.pop_lru() {
+                    Some((k, v)) => {
+                        self.bytes -= entry_bytes(&k, &v);
+                        self.evictions += 1;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// What the cache holds now.
+    pub fn usage(&self) -> CacheUsage {
+        CacheUsage {
+            entries: self.len(),
+            bytes: self.bytes,
+            budget: self.budget,
+            peak: self.peak,
+            evictions: self.evictions,
+            too_big: self.too_big,
         }
     }
 
@@ -72,10 +148,27 @@ impl RecallCache {
     }
 
     /// Stores a result.
+    ///
+    /// Under a byte budget the least recently used entries make room; a result bigger than
+    /// the whole budget is not cached.
     pub fn put(&mut self, key: CacheKey, value: RecallResult) {
-        if let Some(l) = self.lru.as_mut() {
-            l.put(key, Arc::new(value));
+        let Some(l) = self.lru.as_mut() else { return };
+        let size = entry_bytes(&key, &value);
+        if self.budget > 0 && size > self.budget {
+            self.too_big += 1;
+            return;
         }
+        self.bytes += size;
+        // `push` hands back what it displaced: the old value of this key, or the least
+        // recently used entry when at capacity.
+        if let Some((k, v)) = l.push(key.clone(), Arc::new(value)) {
+            self.bytes -= entry_bytes(&k, &v);
+            if k != key {
+                self.evictions += 1;
+            }
+        }
+        self.shrink();
+        self.peak = self.peak.max(self.bytes);
     }
 
     /// Stores a result computed from the state of `generation`; returns false (and stores
@@ -99,6 +192,7 @@ impl RecallCache {
         if let Some(l) = self.lru.as_mut() {
             l.clear();
         }
+        self.bytes = 0;
     }
 
     /// `(hits, misses)` since creation.
@@ -169,6 +263,37 @@ mod tests {
         assert!(c.get(&CacheKey::new("a", 1)).is_none());
         assert!(c.put_if_current(c.generation(), CacheKey::new("a", 1), result(2)));
         assert_eq!(c.get(&CacheKey::new("a", 1)).unwrap().ids, vec![2]);
+    }
+
+    #[test]
+    fn a_byte_budget_evicts_instead_of_growing_and_refuses_what_cannot_fit() {
+        let mut c = RecallCache::new(1_000);
+        let sized = |id: i64, json: usize| RecallResult {
+            json: "x".repeat(json),
+            ..result(id)
+        };
+        let one = entry_bytes(&CacheKey::new("q00", 1), &sized(0, 100));
+        c.set_budget(one * 5);
+        for i in 0..50 {
+            c.put(CacheKey::new(&format!("q{i:02}"), 1), sized(i, 100));
+            assert!(c.usage().bytes <= one * 5);
+        }
+        let u = c.usage();
+        assert_eq!((u.entries, u.bytes, u.evictions), (5, one * 5, 45));
+        assert_eq!(u.peak, one * 5);
+        // The newest five stayed.
+        assert!(c.get(&CacheKey::new("q49", 1)).is_some());
+        assert!(c.get(&CacheKey::new("q44", 1)).is_none());
+        c.put(CacheKey::new("huge", 1), sized(99, one * 6));
+        assert_eq!(c.usage().too_big, 1);
+        assert!(c.get(&CacheKey::new("huge", 1)).is_none());
+        // Replacing a key adjusts the bytes instead of counting both.
+        c.put(CacheKey::new("q49", 1), sized(49, 100));
+        assert_eq!(c.usage().bytes, one * 5);
+        c.set_budget(one * 2);
+        assert_eq!((c.usage().entries, c.usage().bytes), (2, one * 2));
+        c.invalidate();
+        assert_eq!(c.usage().bytes, 0);
     }
 
     #[test]

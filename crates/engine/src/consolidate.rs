@@ -353,6 +353,13 @@ pub fn store_facts(
     store.write_facts(&drafts, &noise_ids, opts.fail_after_fact_writes)
 }
 
+/// Bytes one event takes in a consolidation batch of `dim`-dimensional embeddings: its
+/// embedding, its text and tags (a typical event's, generously), and its share of the
+/// clustering state (assignment, similarities, a centroid's worth of accumulators).
+pub fn bytes_per_event(dim: usize) -> usize {
+    2 * dim * 4 + 512
+}
+
 /// Runs consolidation batches until the backlog is empty or `max_batches` is reached.
 ///
 /// Holds the store's consolidation lock throughout: a concurrent consolidation waits, then

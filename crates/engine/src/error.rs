@@ -107,6 +107,17 @@ pub enum EngineError {
         /// The last transient error.
         last: String,
     },
+    /// An operation needs more memory than its budget allows even at its smallest; it did
+    /// nothing (see [`crate::MemoryBudget`]).
+    #[error("{op} needs at least {needed} bytes, over its memory budget of {budget} bytes")]
+    MemoryBudget {
+        /// The operation (`consolidation`).
+        op: &'static str,
+        /// The least it needs.
+        needed: usize,
+        /// Its budget.
+        budget: usize,
+    },
     /// The store (or its WAL) is damaged; nothing was served from it. `recover` rebuilds a
     /// store from what is still intact.
     #[error("{}: the engine store is damaged: {detail}", path.display())]

@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use cache::{CacheKey, RecallCache};
+pub use cache::{CacheKey, CacheUsage, RecallCache};
 pub use consolidate::{ConsolidateOptions, ConsolidationReport};
 pub use corpus::{Corpus, CorpusConfig, Event, EventStream, NewEvent, Query};
 pub use embed::Embedder;
@@ -102,6 +102,29 @@ pub struct EngineConfig {
     pub checkpoint_ms: u64,
     /// Deadlines, retries, breakers and degraded answers (see [`resilience`]).
     pub resilience: ResilienceConfig,
+    /// Memory budgets of the recall cache and consolidation batches.
+    pub memory: MemoryBudget,
+}
+
+/// Memory budgets (`[engine.memory]`): under pressure the engine evicts or works in smaller
+/// pieces instead of growing, and refuses with [`EngineError::MemoryBudget`] what cannot fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryBudget {
+    /// Most bytes the recall cache holds (0: only `cache_capacity` limits it).
+    pub cache_bytes: usize,
+    /// Most bytes one consolidation batch may hold (its events, embeddings and clustering
+    /// state); a batch is cut to fit. 0: no limit.
+    pub consolidation_bytes: usize,
+}
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        MemoryBudget {
+            cache_bytes: 32 << 20,
+            consolidation_bytes: 256 << 20,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -120,6 +143,7 @@ impl Default for EngineConfig {
             read_connections: store::DEFAULT_READ_CONNECTIONS,
             checkpoint_ms: 250,
             resilience: ResilienceConfig::default(),
+            memory: MemoryBudget::default(),
         }
     }
 }
@@ -202,6 +226,9 @@ pub struct Engine {
     now_ts: AtomicI64,
     /// Breakers, backoff and counters of the resilience layer.
     guards: resilience::Guards,
+    /// Bytes one consolidation batch may hold (0: no limit); changed by
+    /// [`Engine::set_memory_budget`].
+    consolidation_bytes: std::sync::atomic::AtomicUsize,
     /// A pluggable embedder replacing the built-in one (see [`Engine::set_embed_backend`]).
     backend: Option<Arc<dyn EmbedBackend>>,
 }
@@ -237,11 +264,16 @@ impl Engine {
             Duration::from_millis(r.read_wait_ms),
             Duration::from_millis(r.busy_timeout_ms),
         )?;
+        let mut cache = RecallCache::new(config.cache_capacity);
+        cache.set_budget(config.memory.cache_bytes);
         let engine = Engine {
+            consolidation_bytes: std::sync::atomic::AtomicUsize::new(
+                config.memory.consolidation_bytes,
+            ),
             guards: resilience::Guards::new(r),
             backend: None,
             embedder: Embedder::new(config.dim),
-            cache: Mutex::new(RecallCache::new(config.cache_capacity)),
+            cache: Mutex::new(cache),
             config,
             store,
             index,
@@ -391,9 +423,43 @@ impl Engine {
     /// turns.
     ///
     /// Each batch is one transaction; lock errors are retried until the write deadline.
+    /// Batches are cut to fit the memory budget; one that cannot hold even `min_support`
+    /// events is refused with [`EngineError::MemoryBudget`] before anything is read.
     pub fn consolidate(&self, opts: &ConsolidateOptions) -> Result<ConsolidationReport> {
+        let budget = self.consolidation_bytes.load(Ordering::Relaxed);
+        let mut fitted;
+        let opts = if budget == 0 {
+            opts
+        } else {
+            let per_event = consolidate::bytes_per_event(self.config.dim);
+            let fits = budget / per_event;
+            let least = opts.min_support.max(2);
+            if fits < least {
+                return Err(EngineError::MemoryBudget {
+                    op: "consolidation",
+                    needed: least * per_event,
+                    budget,
+                });
+            }
+            fitted = opts.clone();
+            fitted.batch = opts.batch.min(fits);
+            &fitted
+        };
         self.guards
             .write("consolidate", || consolidate::run(&self.store, opts))
+    }
+
+    /// Changes the memory budgets now: the cache evicts down to its new budget at once,
+    /// consolidations started from now on fit theirs.
+    pub fn set_memory_budget(&self, budget: MemoryBudget) {
+        self.cache().set_budget(budget.cache_bytes);
+        self.consolidation_bytes
+            .store(budget.consolidation_bytes, Ordering::Relaxed);
+    }
+
+    /// What the recall cache holds against its budget.
+    pub fn cache_usage(&self) -> CacheUsage {
+        self.cache().usage()
     }
 
     /// Replaces the built-in embedder by `backend` (a service that may fail or hang), for

@@ -316,3 +316,48 @@ fn a_healthy_engine_reports_ok_with_a_consistent_index() {
     assert!(h.breakers.iter().all(|b| b.state == BreakerState::Closed));
     assert!(h.problems.is_empty());
 }
+
+#[test]
+fn memory_budgets_evict_the_cache_and_cut_consolidation_batches_or_refuse_them_clearly() {
+    use agent_memory::consolidate::bytes_per_event;
+    use agent_memory::{ConsolidateOptions, MemoryBudget};
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(&dir, 100, 300);
+    let budget = 8 * 1024;
+    e.set_memory_budget(MemoryBudget {
+        cache_bytes: budget,
+        consolidation_bytes: bytes_per_event(DIM),
+    });
+    for i in 0..100 {
+        let q = format!("marker{:05} alpha", i * 3);
+        let r = e.recall(&q, 5).unwrap();
+        let again = e.recall(&q, 5).unwrap();
+        assert_eq!(again.ids, r.ids, "{q}: a cached answer is the same answer");
+        let u = e.cache_usage();
+        assert!(u.bytes <= budget, "{u:?}");
+    }
+    let u = e.cache_usage();
+    assert!(
+        u.evictions > 50 && u.entries > 0 && u.peak <= budget,
+        "{u:?}"
+    );
+    // A batch of one event cannot form a fact: refused before anything is read.
+    let opts = ConsolidateOptions {
+        batch: 100,
+        ..ConsolidateOptions::default()
+    };
+    let err = e.consolidate(&opts).unwrap_err();
+    assert!(
+        matches!(err, EngineError::MemoryBudget { op: "consolidation", budget: b, .. } if b == bytes_per_event(DIM)),
+        "{err}"
+    );
+    assert_eq!(e.unconsolidated_count().unwrap(), 300);
+    // Room for 40 events: the batch of 100 is cut to 40.
+    e.set_memory_budget(MemoryBudget {
+        cache_bytes: budget,
+        consolidation_bytes: 40 * bytes_per_event(DIM),
+    });
+    let r = e.consolidate(&opts).unwrap();
+    assert_eq!((r.batches, r.events_loaded), (1, 40));
+    assert_eq!(e.unconsolidated_count().unwrap(), 260);
+}

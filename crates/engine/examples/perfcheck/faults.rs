@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use agent_memory::ConsolidateOptions;
+use agent_memory::consolidate::bytes_per_event;
+use agent_memory::{ConsolidateOptions, MemoryBudget};
 use perfcheck::harness::{ActiveFault, BoxError, FaultInfo};
 use rusqlite::Connection;
 
@@ -68,6 +69,11 @@ pub fn list() -> Vec<FaultInfo> {
              the breaker opens and recall goes straight to keywords",
         ),
         FaultInfo::new(
+            "memory_pressure",
+            "the engine's memory budgets cut to 64 KiB of recall cache and 50 events per \
+             consolidation batch: it evicts and works in smaller batches, never grows past them",
+        ),
+        FaultInfo::new(
             "cascading",
             "the write lock held (locked_db), and one second later the embedding service \
              hanging as well (embed_hang)",
@@ -87,6 +93,7 @@ pub fn inject(system: &Arc<System>, name: &str) -> Result<Box<dyn ActiveFault>, 
         "pool_exhausted" => sqlite_faults::pool_exhausted(system),
         "embed_failure" => EmbedOutage::start(system, Mode::Fails),
         "embed_hang" => EmbedOutage::start(system, Mode::Hangs),
+        "memory_pressure" => Pressure::start(system),
         "cascading" => Cascade::start(system, Duration::from_secs(1)),
         _ => Err(format!("the engine has no fault `{name}`").into()),
     }
@@ -310,5 +317,53 @@ impl ActiveFault for Cascade {
         } else {
             format!("{first}; healed before the embedding service failed")
         }))
+    }
+}
+
+/// The memory budgets cut until healed; healing checks the cache never went past its cut.
+struct Pressure {
+    system: Arc<System>,
+    before: MemoryBudget,
+    cut: MemoryBudget,
+    evictions_before: u64,
+}
+
+impl Pressure {
+    fn start(system: &Arc<System>) -> Result<Box<dyn ActiveFault>, BoxError> {
+        let e = system.engine();
+        let before = e.config().memory;
+        let cut = MemoryBudget {
+            cache_bytes: 64 << 10,
+            consolidation_bytes: 50 * bytes_per_event(e.config().dim),
+        };
+        let evictions_before = e.cache_usage().evictions;
+        e.set_memory_budget(cut);
+        Ok(Box::new(Pressure {
+            system: Arc::clone(system),
+            before,
+            cut,
+            evictions_before,
+        }))
+    }
+}
+
+impl ActiveFault for Pressure {
+    fn heal(self: Box<Self>) -> Result<Option<String>, BoxError> {
+        let e = self.system.engine();
+        let u = e.cache_usage();
+        e.set_memory_budget(self.before);
+        if u.peak > self.cut.cache_bytes {
+            return Err(format!(
+                "the recall cache held {} bytes, over its budget of {}",
+                u.peak, self.cut.cache_bytes
+            )
+            .into());
+        }
+        Ok(Some(format!(
+            "recall cache at most {} of {} bytes ({} evictions); budgets restored",
+            u.peak,
+            self.cut.cache_bytes,
+            u.evictions - self.evictions_before
+        )))
     }
 }
