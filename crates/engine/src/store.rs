@@ -183,7 +183,9 @@ impl ReadPool {
     /// A connection, waiting for one to come back when `max` are in use.
     fn get(&self) -> Result<Pooled<'_>> {
         let wait = Duration::from_nanos(self.wait_ns.load(Ordering::Relaxed));
-        let until = Instant::now() + wait;
+        // Read the clock only once a wait begins: the common path stays clock-free, so
+        // instruction counts do not depend on it.
+        let mut until: Option<Instant> = None;
         let mut st = lock(&self.state);
         loop {
             if let Some(conn) = st.idle.pop() {
@@ -208,6 +210,7 @@ impl ReadPool {
                     }
                 };
             }
+            let until = *until.get_or_insert_with(|| Instant::now() + wait);
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 // Exhausted for longer than a read may wait: say so instead of queueing on.

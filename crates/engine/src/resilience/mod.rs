@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 use breaker::{Admit, Breaker};
-use retry::{Attempts, Backoff, Deadline};
+use retry::{Attempts, Backoff};
 
 #[cfg(doc)]
 use crate::recall::RecallResult;
@@ -178,9 +178,15 @@ impl Guards {
     /// deadline.
     pub fn write<T>(&self, op: &'static str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
         let admit = self.admit(&self.writes)?;
-        let deadline = Deadline::after(ResilienceConfig::ms(self.config.write_deadline_ms));
         let mut attempts = Attempts::default();
-        let r = retry::retry(op, &deadline, &self.backoff, &mut attempts, |_| f());
+        let r = retry::retry(
+            op,
+            ResilienceConfig::ms(self.config.write_deadline_ms),
+            ResilienceConfig::ms(self.config.busy_timeout_ms),
+            &self.backoff,
+            &mut attempts,
+            &mut f,
+        );
         let c = &self.counters;
         c.retries.fetch_add(
             u64::from(attempts.calls.saturating_sub(1)),

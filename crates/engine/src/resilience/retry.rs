@@ -89,7 +89,13 @@ pub struct Deadline {
 impl Deadline {
     /// A deadline `budget` from now.
     pub fn after(budget: Duration) -> Deadline {
-        let start = Instant::now();
+        Deadline::started_ago(budget, Duration::ZERO)
+    }
+
+    /// A deadline `budget` after an operation that started `ago` before now.
+    pub fn started_ago(budget: Duration, ago: Duration) -> Deadline {
+        let now = Instant::now();
+        let start = now.checked_sub(ago).unwrap_or(now);
         Deadline {
             start,
             at: start + budget,
@@ -120,20 +126,25 @@ pub struct Attempts {
 }
 
 /// Calls `f` until it succeeds, fails with a non-transient error, or the next wait would
-/// pass `deadline`; then the last transient error becomes [`EngineError::DeadlineExceeded`].
+/// pass the deadline `budget` after the operation began; then the last transient error
+/// becomes [`EngineError::DeadlineExceeded`].
 ///
-/// `f` gets the time left, so it can bound its own waiting (SQLite's busy timeout).
+/// The clock is first read when the first attempt has failed, counting that attempt as
+/// `first_attempt` long (its own bound, SQLite's busy timeout): the path that succeeds at
+/// once reads no clock, so its instruction count does not depend on the time.
 pub fn retry<T>(
     op: &'static str,
-    deadline: &Deadline,
+    budget: Duration,
+    first_attempt: Duration,
     backoff: &Backoff,
     attempts: &mut Attempts,
-    mut f: impl FnMut(Duration) -> Result<T, EngineError>,
+    mut f: impl FnMut() -> Result<T, EngineError>,
 ) -> Result<T, EngineError> {
     let mut rng = None;
+    let mut deadline = None;
     loop {
         attempts.calls += 1;
-        let e = match f(deadline.remaining()) {
+        let e = match f() {
             Ok(v) => return Ok(v),
             Err(e) if !is_transient(&e) => return Err(e),
             Err(e) => e,
@@ -147,6 +158,7 @@ pub fn retry<T>(
             rand_chacha::ChaCha8Rng::seed_from_u64(t ^ (&t as *const u64 as u64))
         });
         let wait = backoff.wait(attempts.calls, rng);
+        let deadline = deadline.get_or_insert_with(|| Deadline::started_ago(budget, first_attempt));
         if deadline.remaining() <= wait {
             return Err(EngineError::DeadlineExceeded {
                 op,
@@ -206,14 +218,14 @@ mod tests {
 
     #[test]
     fn retries_transient_errors_until_success_and_never_retries_others() {
-        let d = Deadline::after(Duration::from_secs(60));
+        let d = Duration::from_secs(60);
         let b = Backoff {
             base: Duration::ZERO,
             max: Duration::ZERO,
         };
         let mut left = 3;
         let mut a = Attempts::default();
-        let v = retry("t", &d, &b, &mut a, |_| {
+        let v = retry("t", d, Duration::ZERO, &b, &mut a, || {
             if left > 0 {
                 left -= 1;
                 Err(busy())
@@ -223,20 +235,21 @@ mod tests {
         });
         assert_eq!((v.ok(), a.calls), (Some(7), 4));
         let mut a = Attempts::default();
-        let e = retry("t", &d, &b, &mut a, |_| Err::<(), _>(full())).unwrap_err();
+        let e = retry("t", d, Duration::ZERO, &b, &mut a, || Err::<(), _>(full())).unwrap_err();
         assert_eq!(a.calls, 1);
         assert!(e.to_string().contains("full"), "{e}");
     }
 
     #[test]
     fn a_passed_deadline_turns_the_last_transient_error_into_deadline_exceeded() {
-        let d = Deadline::after(Duration::ZERO);
         let b = Backoff {
             base: Duration::from_millis(1),
             max: Duration::from_millis(1),
         };
         let mut a = Attempts::default();
-        let e = retry("remember", &d, &b, &mut a, |_| Err::<(), _>(busy())).unwrap_err();
+        // A 10 ms budget whose first attempt counts as 10 ms: no time left for a retry.
+        let ms = Duration::from_millis(10);
+        let e = retry("remember", ms, ms, &b, &mut a, || Err::<(), _>(busy())).unwrap_err();
         assert!(matches!(
             &e,
             EngineError::DeadlineExceeded {
