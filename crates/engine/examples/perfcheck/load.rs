@@ -99,6 +99,11 @@ impl System {
         &self.corpus
     }
 
+    /// The engine (read by the live gauges).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Remembers `event` under a fresh operation tag, acknowledged in the ledger on success.
     pub fn remember_tracked(&self, mut event: NewEvent) -> Result<i64, BoxError> {
         let n = self.ledger.tag(&mut event);
@@ -358,5 +363,16 @@ impl LoadTarget for EngineLoad {
 
     fn verify_writes(&self, s: &Arc<System>) -> Result<Option<WriteCheck>, BoxError> {
         s.ledger.check().map(Some)
+    }
+
+    fn gauges(&self, s: &Arc<System>) -> Vec<perfcheck::monitor::Gauge> {
+        crate::gauges::gauges(s)
+    }
+
+    fn health(
+        &self,
+        s: &Arc<System>,
+    ) -> Result<Option<perfcheck::monitor::TargetHealth>, BoxError> {
+        crate::gauges::health(s)
     }
 }

@@ -3,6 +3,7 @@
 //! crate uses. `cargo perfcheck` in this repository finds, builds and runs this target.
 
 mod faults;
+mod gauges;
 mod ledger;
 mod load;
 mod workloads;
