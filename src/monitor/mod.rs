@@ -246,4 +246,93 @@ mod tests {
         let h = m.health();
         assert_eq!((h.phase.as_str(), h.ops, h.target), ("idle", 15, None));
     }
+
+    fn counter_of(text: &str, kind: &str, status: &str) -> f64 {
+        let s = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        s.samples
+            .iter()
+            .find(|x| {
+                x.metric == "perfcheck_ops_total"
+                    && x.labels.get("kind") == Some(kind)
+                    && x.labels.get("status") == Some(status)
+            })
+            .map_or(0.0, |x| match x.value {
+                prometheus_parse::Value::Counter(v) => v,
+                _ => panic!("not a counter"),
+            })
+    }
+
+    fn counter_target() -> Arc<dyn crate::harness::AnyLoadTarget> {
+        let h =
+            crate::harness::Harness::new().load_target(crate::harness::load_target::tests::Counter);
+        crate::load::target(&h).unwrap()
+    }
+
+    #[test]
+    fn a_load_run_reports_every_operation_once_and_detaches_its_system() {
+        let profile = crate::config::Profile::parse(
+            "[load]\nrate = 300\nworkers = 2\nphases = [{ name = \"steady\", duration = \"1s\", rate = 1.0 }]\n",
+            "counter",
+            std::path::Path::new("<test>"),
+        )
+        .unwrap();
+        let reports = tempfile::tempdir().unwrap();
+        let m = Monitor::new();
+        let req = crate::load::LoadRequest {
+            target: counter_target(),
+            profile,
+            find_max: false,
+            reports_dir: reports.path().to_path_buf(),
+            repo_dir: reports.path().to_path_buf(),
+            monitor: Some(Arc::clone(&m)),
+        };
+        let out = crate::load::execute(&req, &mut |_| {}, &mut |_| {}).unwrap();
+        let run = out.report.run.as_ref().unwrap();
+        let h = m.health();
+        assert_eq!(h.ops, run.total.offered_ops);
+        assert_eq!((h.phase.as_str(), h.target), ("idle", None));
+        let text = m.encode();
+        let fail = &run.total.by_kind[1];
+        assert_eq!(counter_of(&text, "fail", "error"), fail.errors as f64);
+        let add = &run.total.by_kind[0];
+        let add_seen: f64 = ["ok", "degraded", "error", "late", "shed"]
+            .iter()
+            .map(|s| counter_of(&text, "add", s))
+            .sum();
+        assert_eq!(add_seen, add.ops as f64);
+        assert!(
+            !text.contains("perfcheck_target_sum"),
+            "detached after the run"
+        );
+    }
+
+    #[test]
+    fn chaos_scenarios_show_their_errors_and_degraded_answers() {
+        let profile = crate::config::Profile::parse(
+            "[mix]\nadd = 1\nfail = 0\n[load]\nrate = 400\nworkers = 2\n\
+             [chaos]\nclean = \"500ms\"\nfault = \"500ms\"\nrecovery = \"1500ms\"\n",
+            "counter",
+            std::path::Path::new("<test>"),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let m = Monitor::new();
+        let req = crate::chaos::ChaosRequest {
+            target: counter_target(),
+            profile,
+            scenarios: vec!["outage".into(), "fallback".into()],
+            reports_dir: dir.path().to_path_buf(),
+            repo_dir: dir.path().to_path_buf(),
+            monitor: Some(Arc::clone(&m)),
+        };
+        let out = crate::chaos::execute(&req, &mut |_| {}, &mut |_| {}).unwrap();
+        let (outage, fallback) = (&out.report.scenarios[0], &out.report.scenarios[1]);
+        let text = m.encode();
+        assert!(text.contains("perfcheck_generator_runs_total 2"), "{text}");
+        // Every failure of the outage's fault period is among the errors seen live.
+        let errors = counter_of(&text, "add", "error");
+        assert!(errors >= outage.figures.fault.failed as f64 - 2.0 && errors > 0.0);
+        let degraded = counter_of(&text, "add", "degraded");
+        assert!(degraded >= fallback.figures.fault.degraded as f64 && degraded > 0.0);
+    }
 }
