@@ -20,6 +20,7 @@ pub mod harness;
 pub mod load;
 pub mod machine;
 pub mod metrics;
+pub mod monitor;
 pub mod profile;
 pub mod project;
 pub mod record;

@@ -12,6 +12,9 @@ mod engine_load;
 /// Its faults and write ledger (`cargo perfcheck chaos`), which it refers to.
 #[path = "../crates/engine/examples/perfcheck/faults.rs"]
 mod faults;
+/// Its live gauges and health (`--metrics-addr`).
+#[path = "../crates/engine/examples/perfcheck/gauges.rs"]
+mod gauges;
 #[path = "../crates/engine/examples/perfcheck/ledger.rs"]
 mod ledger;
 #[path = "../crates/engine/examples/perfcheck/sqlite_faults.rs"]
@@ -275,6 +278,7 @@ fn overload_sheds_late_operations_and_still_reconciles() {
         find_max: false,
         reports_dir: reports.path().to_path_buf(),
         repo_dir: reports.path().to_path_buf(),
+        monitor: None,
     };
     let outcome = within(Duration::from_secs(600), move || {
         load::execute(&req, &mut |_| {}, &mut |_| {}).map(|o| o.report)

@@ -53,6 +53,8 @@ pub struct ChaosRequest {
     pub reports_dir: PathBuf,
     /// Directory whose git repository identifies the commit.
     pub repo_dir: PathBuf,
+    /// Live monitoring to report to (`--metrics-addr`).
+    pub monitor: Option<Arc<crate::monitor::Monitor>>,
 }
 
 /// Whether an action worked, as `chaos.json` has it.
@@ -247,6 +249,7 @@ fn run_scenario(
     seed: u64,
     before: &WriteCheck,
     done: &mut Done,
+    monitor: Option<&Arc<crate::monitor::Monitor>>,
     progress: &mut dyn FnMut(&Progress<'_>),
 ) -> Result<(ScenarioResult, Option<WriteCheck>), Error> {
     let cfg = GeneratorConfig {
@@ -255,6 +258,7 @@ fn run_scenario(
         timeout: load.timeout,
         seed,
         trace: true,
+        monitor: monitor.cloned(),
     };
     let inject_at = chaos.clean.as_nanos() as u64;
     let heal_at = (chaos.clean + chaos.fault).as_nanos() as u64;
@@ -393,6 +397,7 @@ pub fn execute(
     let created_at = crate::run::now_rfc3339();
     let git = GitInfo::discover(&req.repo_dir);
     let (tmp, system) = crate::load::set_up(configured.as_ref(), &req.profile.name, log)?;
+    let attached = req.monitor.as_deref().map(|m| m.attach(&system));
     let workers = load.effective_workers();
     let mut done = Done::default();
     let mut writes = system.verify_writes()?.unwrap_or_default();
@@ -418,6 +423,7 @@ pub fn execute(
             load.seed.wrapping_add(i as u64),
             &writes,
             &mut done,
+            req.monitor.as_ref(),
             progress,
         )?;
         log(&report::scenario_line(&r));
@@ -428,6 +434,7 @@ pub fn execute(
     }
     log("reconciling counts");
     let reconciliation = system.reconcile(&done)?;
+    drop(attached);
     drop(system);
     drop(tmp);
 
@@ -530,6 +537,7 @@ mod tests {
             scenarios: scenarios.iter().map(|s| s.to_string()).collect(),
             reports_dir: dir.to_path_buf(),
             repo_dir: dir.to_path_buf(),
+            monitor: None,
         }
     }
 

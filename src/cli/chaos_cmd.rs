@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::chaos::{self, ChaosRequest};
-use crate::cli::args::Folders;
+use crate::cli::args::{Folders, Monitoring};
 use crate::cli::run_cmd::{prepare_store, save};
 use crate::config::Profile;
 use crate::harness::Harness;
@@ -37,6 +37,8 @@ pub struct ChaosArgs {
     profile: String,
     #[command(flatten)]
     folders: Folders,
+    #[command(flatten)]
+    monitoring: Monitoring,
     /// Save the run in the baseline store (keyed by commit, profile and machine).
     #[arg(long)]
     save: bool,
@@ -94,12 +96,15 @@ pub fn run(a: ChaosArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    // Bound before the run's setup, so a busy port fails at once.
+    let monitoring = a.monitoring.start()?;
     let req = ChaosRequest {
         target,
         profile,
         scenarios: a.scenarios,
         reports_dir: a.folders.reports_dir.clone(),
         repo_dir: cwd,
+        monitor: monitoring.as_ref().map(|(m, _)| std::sync::Arc::clone(m)),
     };
     let quiet = a.quiet;
     let tty = std::io::stderr().is_terminal();
@@ -121,6 +126,8 @@ pub fn run(a: ChaosArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
         }
     };
     let outcome = chaos::execute(&req, &mut log, &mut progress);
+    // The endpoint lives as long as the run, no longer.
+    drop(monitoring);
     if tty && !quiet {
         eprintln!();
     }

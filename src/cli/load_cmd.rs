@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::args::Folders;
+use crate::cli::args::{Folders, Monitoring};
 use crate::cli::run_cmd::{prepare_store, save};
 
 /// Arguments of `load`.
@@ -48,6 +48,8 @@ pub struct LoadArgs {
     profile: String,
     #[command(flatten)]
     folders: Folders,
+    #[command(flatten)]
+    monitoring: Monitoring,
     /// Save the run in the baseline store (keyed by commit, profile and machine).
     #[arg(long)]
     save: bool,
@@ -125,12 +127,15 @@ pub fn run(a: LoadArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    // Bound before the run's setup, so a busy port fails at once.
+    let monitoring = a.monitoring.start()?;
     let req = LoadRequest {
         target,
         profile,
         find_max: a.find_max,
         reports_dir: a.folders.reports_dir.clone(),
         repo_dir: cwd,
+        monitor: monitoring.as_ref().map(|(m, _)| std::sync::Arc::clone(m)),
     };
     let quiet = a.quiet;
     let tty = std::io::stderr().is_terminal();
@@ -167,6 +172,8 @@ pub fn run(a: LoadArgs, harness: &Harness) -> anyhow::Result<ExitCode> {
         }
     };
     let outcome = load::execute(&req, &mut log, &mut progress);
+    // The endpoint lives as long as the run, no longer.
+    drop(monitoring);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

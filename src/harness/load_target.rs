@@ -23,6 +23,7 @@ use crate::config::{Profile, Table};
 use crate::error::Error;
 use crate::harness::fault::{ActiveFault, FaultInfo, Outcome, WriteCheck};
 use crate::harness::workload::{BoxError, SetupContext};
+use crate::monitor::{Gauge, TargetHealth};
 
 /// A system measured by `cargo perfcheck load`.
 ///
@@ -136,6 +137,20 @@ pub trait LoadTarget: Send + Sync + 'static {
     /// Checks every write acknowledged since setup: still there, exactly once (`None`: the
     /// target cannot tell, and chaos reports no data check).
     fn verify_writes(&self, _system: &Self::System) -> Result<Option<WriteCheck>, BoxError> {
+        Ok(None)
+    }
+
+    /// Values `--metrics-addr` exposes as `perfcheck_target_<name>` (cache hits, backlog,
+    /// breaker state, pool usage), read at every scrape from the scraping thread while the
+    /// load runs: keep it cheap, and leave out a value that cannot be read now.
+    fn gauges(&self, _system: &Self::System) -> Vec<Gauge> {
+        Vec::new()
+    }
+
+    /// The system's own health for `/health` (`None`: the target has no view; the tool then
+    /// judges from the operations alone). Called at every `/health` request; an `Err` counts
+    /// as failing.
+    fn health(&self, _system: &Self::System) -> Result<Option<TargetHealth>, BoxError> {
         Ok(None)
     }
 }
@@ -262,6 +277,10 @@ pub trait LoadSystem: Send + Sync {
     fn inject(&self, fault: &str) -> Result<Box<dyn ActiveFault>, Error>;
     /// Checks the acknowledged writes.
     fn verify_writes(&self) -> Result<Option<WriteCheck>, Error>;
+    /// The target's values for live monitoring.
+    fn gauges(&self) -> Vec<Gauge>;
+    /// The target's own health; the error is the target's message.
+    fn health(&self) -> Result<Option<TargetHealth>, String>;
 }
 
 /// Chooses one generator run's operations.
@@ -464,6 +483,14 @@ impl<L: LoadTarget> LoadSystem for Running<L> {
             )
         })
     }
+
+    fn gauges(&self) -> Vec<Gauge> {
+        self.target.gauges(&self.system)
+    }
+
+    fn health(&self) -> Result<Option<TargetHealth>, String> {
+        self.target.health(&self.system).map_err(|e| e.to_string())
+    }
 }
 
 impl<L: LoadTarget> OpChooser for Chooser<L> {
@@ -604,6 +631,47 @@ pub(crate) mod tests {
             flag.store(true, Ordering::Release);
             Ok(Box::new(Switch(Arc::clone(flag))))
         }
+
+        fn gauges(&self, s: &CounterSystem) -> Vec<Gauge> {
+            let on = |f: &AtomicBool| f64::from(u8::from(f.load(Ordering::Acquire)));
+            vec![
+                Gauge::new(
+                    "sum",
+                    "The sum so far",
+                    s.sum.load(Ordering::Relaxed) as f64,
+                ),
+                Gauge::new("fault on", "Whether a fault is on", on(&s.outage))
+                    .label("fault", "outage"),
+                Gauge::new("fault on", "Whether a fault is on", on(&s.fallback))
+                    .label("fault", "fallback"),
+            ]
+        }
+
+        fn health(&self, s: &CounterSystem) -> Result<Option<TargetHealth>, BoxError> {
+            use crate::monitor::HealthStatus;
+            let status = if s.outage.load(Ordering::Acquire) {
+                HealthStatus::Failing
+            } else if s.fallback.load(Ordering::Acquire) {
+                HealthStatus::Degraded
+            } else {
+                HealthStatus::Ok
+            };
+            let sum = s.sum.load(Ordering::Relaxed);
+            Ok(Some(TargetHealth::new(
+                status,
+                serde_json::json!({ "sum": sum }),
+            )))
+        }
+    }
+
+    /// A counter system with the default mix (its setup writes no file).
+    pub(crate) fn counter_system() -> Arc<dyn LoadSystem> {
+        let dir = std::env::temp_dir();
+        let ctx = SetupContext {
+            dir: &dir,
+            mode: crate::harness::PassMode::Timing,
+        };
+        configured("").unwrap().setup(&ctx).unwrap()
     }
 
     fn configured(profile: &str) -> Result<Arc<dyn ConfiguredLoad>, Error> {

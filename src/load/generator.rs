@@ -34,6 +34,7 @@ use super::schedule::{PhaseWindow, Schedule};
 use crate::error::Error;
 use crate::harness::fault::Outcome;
 use crate::harness::load_target::{AnyOp, Done, KindDone, LoadSystem, OpChooser};
+use crate::monitor::{Monitor, RunHandles};
 
 /// How far ahead of an operation's intended time the dispatcher hands it to the workers.
 const LOOKAHEAD_NS: u64 = 2_000_000;
@@ -123,6 +124,8 @@ struct Shared {
     rec: Mutex<Recorder>,
     scheduled: AtomicU64,
     phase_scheduled: Vec<AtomicU64>,
+    /// Live monitoring's handles (`--metrics-addr`), observed after each operation.
+    observer: Option<Arc<RunHandles>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -149,6 +152,8 @@ pub struct GeneratorConfig {
     /// Keep every operation's times and outcome ([`GeneratorResult::trace`]): chaos runs
     /// analyse them at millisecond resolution.
     pub trace: bool,
+    /// Live monitoring to report every operation and sample to (`--metrics-addr`).
+    pub monitor: Option<Arc<Monitor>>,
 }
 
 /// How one operation ended.
@@ -442,10 +447,15 @@ pub fn run_with(
         .collect();
     let chooser = system.chooser(cfg.seed)?;
     let totals_before = system.totals();
+    let epoch = Instant::now();
+    let observer = cfg
+        .monitor
+        .as_ref()
+        .map(|m| m.begin_run(&kinds, &cfg.windows, epoch));
     let shared = Arc::new(Shared {
         system,
         timeout_ns: cfg.timeout.as_nanos().min(u128::from(u64::MAX)) as u64,
-        epoch: Instant::now(),
+        epoch,
         queue: Mutex::new(Queue {
             jobs: VecDeque::with_capacity(4_096),
             closed: false,
@@ -455,6 +465,7 @@ pub fn run_with(
         kinds,
         scheduled: AtomicU64::new(0),
         phase_scheduled: cfg.windows.iter().map(|_| AtomicU64::new(0)).collect(),
+        observer,
     });
     let schedule = Schedule::new(cfg.windows.clone());
     let total_s = schedule.end_ns() as f64 / 1e9;
@@ -540,6 +551,9 @@ pub fn run_with(
             };
             let queued = lock(&shared.queue).jobs.len() as u64;
             let resources = sampler.sample(shared.system.stored_bytes());
+            if let Some(m) = &cfg.monitor {
+                m.sampled(&resources, queued);
+            }
             let elapsed_s = shared.epoch.elapsed().as_secs_f64();
             timeline.push(Tick {
                 t_s: elapsed_s,
@@ -580,6 +594,9 @@ pub fn run_with(
     let action_logs = actor.join().unwrap_or_default();
     rt.shutdown_timeout(Duration::from_secs(1));
     resources::publish();
+    if let Some(m) = &cfg.monitor {
+        m.end_run();
+    }
 
     let counts = counts_since(&totals_before, &shared.system.totals());
     let r = Arc::try_unwrap(shared)
@@ -731,6 +748,9 @@ fn worker(s: &Shared) {
             r.start_lag.saturating_record(lag);
             drop(r);
             drop(job);
+            if let Some(o) = &s.observer {
+                o.observe(kind, lag, OpStatus::Shed);
+            }
             resources::publish();
             continue;
         }
@@ -785,6 +805,9 @@ fn worker(s: &Shared) {
         r.service.saturating_record(end.saturating_sub(start));
         r.start_lag.saturating_record(lag);
         drop(r);
+        if let Some(o) = &s.observer {
+            o.observe(kind, latency, status);
+        }
         resources::publish();
     }
 }

@@ -57,6 +57,8 @@ pub struct LoadRequest {
     pub reports_dir: PathBuf,
     /// Directory whose git repository identifies the commit.
     pub repo_dir: PathBuf,
+    /// Live monitoring to report to (`--metrics-addr`).
+    pub monitor: Option<Arc<crate::monitor::Monitor>>,
 }
 
 /// Heap growth over the steady part of a run, extrapolated to an hour.
@@ -240,6 +242,7 @@ pub fn execute(
     let git = GitInfo::discover(&req.repo_dir);
 
     let (tmp, system) = set_up(configured.as_ref(), &req.profile.name, log)?;
+    let attached = req.monitor.as_deref().map(|m| m.attach(&system));
     let at_start: BTreeMap<String, u64> = system
         .start_counts()?
         .into_iter()
@@ -253,6 +256,7 @@ pub fn execute(
         timeout: settings.timeout,
         seed,
         trace: false,
+        monitor: req.monitor.clone(),
     };
 
     let mut done = Done::default();
@@ -299,6 +303,7 @@ pub fn execute(
         slo,
     };
     // The system's files live in `tmp`: drop it first.
+    drop(attached);
     drop(system);
     drop(tmp);
     let mut profile = req.profile.clone();
@@ -592,6 +597,7 @@ mod tests {
             find_max: false,
             reports_dir: reports.path().to_path_buf(),
             repo_dir: reports.path().to_path_buf(),
+            monitor: None,
         };
         let out = execute(&req, &mut |_| {}, &mut |_| {}).unwrap();
         let r = &out.report;

@@ -102,7 +102,7 @@ impl System {
         &self.corpus
     }
 
-    /// The engine under test.
+    /// The engine under test (faults and live gauges reach it through this).
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -379,5 +379,16 @@ impl LoadTarget for EngineLoad {
 
     fn verify_writes(&self, s: &Arc<System>) -> Result<Option<WriteCheck>, BoxError> {
         s.ledger.check().map(Some)
+    }
+
+    fn gauges(&self, s: &Arc<System>) -> Vec<perfcheck::monitor::Gauge> {
+        crate::gauges::gauges(s)
+    }
+
+    fn health(
+        &self,
+        s: &Arc<System>,
+    ) -> Result<Option<perfcheck::monitor::TargetHealth>, BoxError> {
+        crate::gauges::health(s)
     }
 }

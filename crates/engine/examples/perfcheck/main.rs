@@ -4,6 +4,7 @@
 
 mod embed_switch;
 mod faults;
+mod gauges;
 mod health;
 mod ledger;
 mod load;
