@@ -463,6 +463,47 @@ pub fn markdown(c: &Comparison) -> String {
     out
 }
 
+/// A paragraph for check.md naming each recent step of a gated metric's history ("`m`
+/// stepped +14.0% [+9.0%, +19.0%] at `abc1234`, 3 commits ago"); empty when there is none.
+pub fn change_points_markdown(steps: &[crate::trend::recent::RecentStep]) -> String {
+    if steps.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n#### Recent change points\n\n");
+    for s in steps {
+        let c = &s.change;
+        let ago = match c.commits_ago {
+            0 => "at the checked commit".to_owned(),
+            1 => "1 commit ago".to_owned(),
+            n => format!("{n} commits ago"),
+        };
+        let subject = c
+            .summary
+            .as_deref()
+            .map(|t| format!(" ({})", escape::md_text(t)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "- {} stepped {} [{}, {}] at {}{subject}, {ago} (p = {:.3})",
+            escape::md_code(&s.metric.to_string()),
+            percent(c.step),
+            percent(c.step_low),
+            percent(c.step_high),
+            escape::md_code(&c.short),
+            c.p_value,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nSteps in the stored runs along first parents (the last {} commits with runs; a \
+         split kept at p <= {}, {}% intervals): see `cargo perfcheck trend --change-points`.",
+        crate::trend::recent::RECENT_HISTORY,
+        crate::trend::changepoint::ALPHA,
+        trim(100.0 * steps[0].change.confidence),
+    );
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // JSON
 
