@@ -601,4 +601,37 @@ mod tests {
         assert_eq!(gh_data("50% a\nb"), "50%25 a%0Ab");
         assert_eq!(gh_property("a: b, c"), "a%3A b%2C c");
     }
+
+    #[test]
+    fn change_point_lines_name_the_step_and_escape_the_subject() {
+        use crate::trend::{recent::RecentStep, ChangePoint};
+        assert_eq!(change_points_markdown(&[]), "");
+        let step = RecentStep {
+            metric: crate::metrics::MetricName::parse("recall/vector_search/wall_ns").unwrap(),
+            change: ChangePoint {
+                index: 4,
+                commit: "abc1234def".repeat(4),
+                short: "abc1234def".into(),
+                summary: Some("<script>alert(1)</script>".into()),
+                previous_commit: "0".repeat(40),
+                commits_ago: 3,
+                before: 100.0,
+                after: 114.0,
+                step: 0.14,
+                step_low: 0.09,
+                step_high: 0.19,
+                confidence: 0.99,
+                p_value: 0.002,
+            },
+        };
+        let md = change_points_markdown(&[step]);
+        assert!(
+            md.contains(
+                "- `recall/vector_search/wall_ns` stepped +14.0% [+9.0%, +19.0%] at `abc1234def` \
+                 (&lt;script&gt;alert(1)&lt;/script&gt;), 3 commits ago (p = 0.002)"
+            ),
+            "{md}"
+        );
+        assert!(!md.contains("<script>"));
+    }
 }
