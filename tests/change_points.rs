@@ -100,7 +100,7 @@ fn trend_and_check_name_the_commit_where_a_metric_stepped() {
         stdout.contains(&step_sha[..10]),
         "short sha printed: {stdout}"
     );
-    assert!(stdout.contains("change points: none"), "{stdout}");
+    assert!(stdout.contains("  no change points"), "{stdout}");
 
     let dir = common::trend_dir(&p.path().join("reports"));
     let json: Value =

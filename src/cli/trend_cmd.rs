@@ -119,7 +119,7 @@ fn change_point_table(s: &TrendSeries) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     if s.change_points.is_empty() {
-        let _ = writeln!(out, "  change points: none");
+        let _ = writeln!(out, "  no change points");
         return out;
     }
     let _ = writeln!(
