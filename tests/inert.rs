@@ -68,6 +68,7 @@ fn hostile_text_in_a_trend_chart_arrives_as_svg_text() {
         metric: MetricName::parse("recall/total/wall_ns").unwrap(),
         unit: Unit::Nanoseconds,
         points: vec![point(100.0), point(120.0)],
+        change_points: Vec::new(),
     };
     let subtitle = "profile <script>alert(1)</script> & 'q' \"d\" \x1b]0;pwned\x07";
     let (svg, _png) =

@@ -153,7 +153,19 @@ pub fn run(a: CheckArgs, harness: &crate::harness::Harness) -> anyhow::Result<Ex
                     baseline.runs.len()
                 );
             }
-            report(&comparison, &dir, a.all, "")?
+            // Steps along the history of the gated metrics (from stored runs only).
+            let steps = match (store, repo.as_ref(), head.git.as_ref()) {
+                (Some(store), Some(repo), Some(git)) => crate::trend::recent::recent_steps(
+                    store,
+                    repo,
+                    &git.commit,
+                    &comparison,
+                    &project.thresholds,
+                )?,
+                _ => Vec::new(),
+            };
+            let notes = render::change_points_markdown(&steps);
+            report_with_notes(&comparison, &dir, a.all, "", &notes)?
         }
         CheckOutcome::NoBaseline(why) => {
             println!("no baseline: {}", escape::terminal(&why.to_string()));
@@ -219,9 +231,20 @@ pub fn report(
     all: bool,
     where_runs: &str,
 ) -> anyhow::Result<i32> {
+    report_with_notes(comparison, dir, all, where_runs, "")
+}
+
+/// [`report`] with `notes` (markdown paragraphs) appended to check.md.
+fn report_with_notes(
+    comparison: &Comparison,
+    dir: &Path,
+    all: bool,
+    where_runs: &str,
+    notes: &str,
+) -> anyhow::Result<i32> {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!("{}", render::terminal(comparison, color, all));
-    let md = render::markdown(comparison);
+    let md = format!("{}{notes}", render::markdown(comparison));
     write_file(&dir.join("check.md"), &md)?;
     write_file(&dir.join("check.json"), &render::json(comparison))?;
     publish_to_github(&md, &render::annotations(comparison))?;

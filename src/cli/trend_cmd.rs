@@ -8,10 +8,10 @@ use crate::git::{short_sha, Repo};
 use crate::machine::Machine;
 use crate::metrics::MetricName;
 use crate::project::ProjectConfig;
-use crate::report::check::value;
+use crate::report::check::{percent, value};
 use crate::report::escape;
 use crate::report::trend_chart::render;
-use crate::trend::{trend, TrendQuery};
+use crate::trend::{trend, TrendQuery, TrendSeries};
 use anyhow::Context;
 use clap::Args;
 
@@ -33,6 +33,9 @@ pub struct TrendArgs {
     /// Folder that receives the charts (in a `trend-<time>` sub-folder).
     #[arg(long, value_name = "DIR", default_value = "reports")]
     reports_dir: PathBuf,
+    /// Print each metric's change points (steps in its level along the history).
+    #[arg(long)]
+    change_points: bool,
 }
 
 fn parse_metric(s: &str) -> Result<MetricName, String> {
@@ -100,10 +103,45 @@ pub fn run(a: TrendArgs) -> anyhow::Result<ExitCode> {
                 escape::terminal(p.summary.as_deref().unwrap_or(""))
             );
         }
+        if a.change_points {
+            print!("{}", change_point_table(s));
+        }
         let (svg, png) = render(s, &subtitle, &dir)?;
         println!("  chart: {} and {}", svg.display(), png.display());
     }
     let json = serde_json::to_string_pretty(&series)?;
     std::fs::write(dir.join("trend.json"), json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A short table of a series' change points, or "no change points".
+fn change_point_table(s: &TrendSeries) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if s.change_points.is_empty() {
+        let _ = writeln!(out, "  no change points");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "  change points ({}% intervals, p from {} permutations):",
+        crate::report::format::trim(100.0 * s.change_points[0].confidence),
+        crate::trend::changepoint::PERMUTATIONS
+    );
+    for c in &s.change_points {
+        let _ = writeln!(
+            out,
+            "    {}  {:>3} commits ago  {} -> {}  {} [{}, {}]  p={:.3}  {}",
+            escape::terminal(&c.short),
+            c.commits_ago,
+            value(s.unit, Some(c.before)),
+            value(s.unit, Some(c.after)),
+            percent(c.step),
+            percent(c.step_low),
+            percent(c.step_high),
+            c.p_value,
+            escape::terminal(c.summary.as_deref().unwrap_or(""))
+        );
+    }
+    out
 }

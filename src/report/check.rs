@@ -463,6 +463,47 @@ pub fn markdown(c: &Comparison) -> String {
     out
 }
 
+/// A paragraph for check.md naming each recent step of a gated metric's history ("`m`
+/// stepped +14.0% [+9.0%, +19.0%] at `abc1234`, 3 commits ago"); empty when there is none.
+pub fn change_points_markdown(steps: &[crate::trend::recent::RecentStep]) -> String {
+    if steps.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n#### Recent change points\n\n");
+    for s in steps {
+        let c = &s.change;
+        let ago = match c.commits_ago {
+            0 => "at the checked commit".to_owned(),
+            1 => "1 commit ago".to_owned(),
+            n => format!("{n} commits ago"),
+        };
+        let subject = c
+            .summary
+            .as_deref()
+            .map(|t| format!(" ({})", escape::md_text(t)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "- {} stepped {} [{}, {}] at {}{subject}, {ago} (p = {:.3})",
+            escape::md_code(&s.metric.to_string()),
+            percent(c.step),
+            percent(c.step_low),
+            percent(c.step_high),
+            escape::md_code(&c.short),
+            c.p_value,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nSteps in the stored runs along first parents (the last {} commits with runs; a \
+         split kept at p <= {}, {}% intervals): see `cargo perfcheck trend --change-points`.",
+        crate::trend::recent::RECENT_HISTORY,
+        crate::trend::changepoint::ALPHA,
+        trim(100.0 * steps[0].change.confidence),
+    );
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // JSON
 
@@ -559,5 +600,38 @@ mod tests {
     fn annotation_values_are_escaped() {
         assert_eq!(gh_data("50% a\nb"), "50%25 a%0Ab");
         assert_eq!(gh_property("a: b, c"), "a%3A b%2C c");
+    }
+
+    #[test]
+    fn change_point_lines_name_the_step_and_escape_the_subject() {
+        use crate::trend::{recent::RecentStep, ChangePoint};
+        assert_eq!(change_points_markdown(&[]), "");
+        let step = RecentStep {
+            metric: crate::metrics::MetricName::parse("recall/vector_search/wall_ns").unwrap(),
+            change: ChangePoint {
+                index: 4,
+                commit: "abc1234def".repeat(4),
+                short: "abc1234def".into(),
+                summary: Some("<script>alert(1)</script>".into()),
+                previous_commit: "0".repeat(40),
+                commits_ago: 3,
+                before: 100.0,
+                after: 114.0,
+                step: 0.14,
+                step_low: 0.09,
+                step_high: 0.19,
+                confidence: 0.99,
+                p_value: 0.002,
+            },
+        };
+        let md = change_points_markdown(&[step]);
+        assert!(
+            md.contains(
+                "- `recall/vector_search/wall_ns` stepped +14.0% [+9.0%, +19.0%] at `abc1234def` \
+                 (&lt;script&gt;alert(1)&lt;/script&gt;), 3 commits ago (p = 0.002)"
+            ),
+            "{md}"
+        );
+        assert!(!md.contains("<script>"));
     }
 }

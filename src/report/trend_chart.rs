@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::Error;
-use crate::report::check::value as format_value;
+use crate::report::check::{percent, value as format_value};
 use crate::report::escape::svg_text;
 use crate::trend::{is_regression, TrendSeries};
 
@@ -17,6 +17,7 @@ const LINE: RGBColor = RGBColor(31, 94, 168);
 const BAND: RGBColor = RGBColor(120, 170, 230);
 const WORSE: RGBColor = RGBColor(200, 30, 30);
 const BETTER: RGBColor = RGBColor(20, 140, 60);
+const STEP: RGBColor = RGBColor(230, 120, 0);
 
 /// Draws `series` to `<dir>/<file stem>.svg` and `.png`; returns both paths.
 pub fn render(
@@ -173,6 +174,50 @@ fn draw<DB: DrawingBackend>(
         .map_err(err)?
         .label("gate: improvement")
         .legend(|(x, y)| Circle::new((x + 9, y), 5, BETTER.filled()));
+    // Change points: a vertical line at the first commit of the new level, labelled with the
+    // step, and the levels before and after as dashes.
+    let steps = &s.change_points;
+    chart
+        .draw_series(steps.iter().map(|c| {
+            PathElement::new(
+                vec![(c.index as f64, lo), (c.index as f64, hi)],
+                STEP.stroke_width(2),
+            )
+        }))
+        .map_err(err)?
+        .label("change point: level steps here")
+        .legend(|(x, y)| {
+            PathElement::new(vec![(x + 9, y - 7), (x + 9, y + 7)], STEP.stroke_width(2))
+        });
+    chart
+        .draw_series(steps.iter().map(|c| {
+            Text::new(
+                svg_text(&format!(
+                    " {} at {}",
+                    percent(c.step),
+                    c.short.chars().take(7).collect::<String>()
+                )),
+                (c.index as f64, hi - (hi - lo) * 0.02),
+                ("sans-serif", 14).into_font().color(&STEP),
+            )
+        }))
+        .map_err(err)?;
+    if let Some(first) = steps.first() {
+        let mut bounds = vec![0];
+        bounds.extend(steps.iter().map(|c| c.index));
+        bounds.push(n);
+        let levels = std::iter::once(first.before).chain(steps.iter().map(|c| c.after));
+        chart
+            .draw_series(bounds.windows(2).zip(levels).map(|(b, level)| {
+                PathElement::new(
+                    vec![(b[0] as f64 - 0.3, level), (b[1] as f64 - 0.7, level)],
+                    STEP.mix(0.8).stroke_width(3),
+                )
+            }))
+            .map_err(err)?
+            .label("level between change points")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], STEP.stroke_width(3)));
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
