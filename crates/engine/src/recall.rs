@@ -107,19 +107,8 @@ pub fn rerank(
     let rows = store.event_texts(&ids)?;
     for (c, row) in candidates.iter().zip(rows) {
         let (ts, text) = row.ok_or(EngineError::MissingEvent(c.id))?;
-        let lexical = if query_terms.is_empty() {
-            0.0
-        } else {
-            let mut seen = vec![false; query_terms.len()];
-            for w in words(&text) {
-                if let Ok(i) = query_terms.binary_search(&word_hash(w)) {
-                    seen[i] = true;
-                }
-            }
-            seen.iter().filter(|&&s| s).count() as f32 / query_terms.len() as f32
-        };
-        let age = (now_ts - ts).max(0) as f64;
-        let recency = 0.5f64.powf(age / half_life) as f32;
+        let lexical = lexical_overlap(&query_terms, &text);
+        let recency = recency(now_ts, ts, half_life);
         let score =
             weights.cosine * c.score + weights.lexical * lexical + weights.recency * recency;
         ranked.push(Ranked {
@@ -135,6 +124,28 @@ pub fn rerank(
     ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
     ranked.truncate(k);
     Ok(ranked)
+}
+
+/// The share of the distinct query words (`query_terms`, from [`term_set`]) that occur in
+/// `text`; 0 for a query without words.
+pub fn lexical_overlap(query_terms: &[u64], text: &str) -> f32 {
+    if query_terms.is_empty() {
+        return 0.0;
+    }
+    let mut seen = vec![false; query_terms.len()];
+    for w in words(text) {
+        if let Ok(i) = query_terms.binary_search(&word_hash(w)) {
+            seen[i] = true;
+        }
+    }
+    seen.iter().filter(|&&s| s).count() as f32 / query_terms.len() as f32
+}
+
+/// Recency of an event at `ts` seen from `now_ts`: 1 for the newest, halving every
+/// `half_life_s` seconds.
+pub fn recency(now_ts: i64, ts: i64, half_life_s: f64) -> f32 {
+    let age = (now_ts - ts).max(0) as f64;
+    0.5f64.powf(age / half_life_s) as f32
 }
 
 #[derive(Serialize)]

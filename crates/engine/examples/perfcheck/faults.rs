@@ -84,7 +84,7 @@ pub fn list() -> Vec<FaultInfo> {
 /// Injects `name` into `system`.
 pub fn inject(system: &Arc<System>, name: &str) -> Result<Box<dyn ActiveFault>, BoxError> {
     match name {
-        "locked_db" => LockHolder::start(system),
+        "locked_db" => lock_holder(system),
         "write_contention" => Contention::start(system, 4),
         "slow_db" => sqlite_faults::slow_db(system),
         "flaky_reads" => sqlite_faults::flaky_reads(system),
@@ -99,58 +99,73 @@ pub fn inject(system: &Arc<System>, name: &str) -> Result<Box<dyn ActiveFault>, 
     }
 }
 
-/// A thread holding the write lock on a connection of its own until told to commit.
-struct LockHolder {
+/// A thread that keeps a fault in effect until healed: it says on `ready` once the fault
+/// holds (or why it could not), then waits on `stop` and returns its heal note.
+pub struct Holder {
     stop: mpsc::Sender<()>,
-    thread: JoinHandle<Result<(), String>>,
+    thread: JoinHandle<Result<String, String>>,
 }
 
-impl LockHolder {
-    fn start(system: &Arc<System>) -> Result<Box<dyn ActiveFault>, BoxError> {
-        let path = system.db_path().to_path_buf();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+/// What a [`Holder`]'s thread is told: where to report, and when to let go.
+pub type Keep = Box<
+    dyn FnOnce(&mpsc::Sender<Result<(), String>>, mpsc::Receiver<()>) -> Result<String, String>
+        + Send,
+>;
+
+impl Holder {
+    /// Runs `keep` on a thread named `name` and returns once it reported the fault in place.
+    pub fn spawn(name: &str, keep: Keep) -> Result<Box<dyn ActiveFault>, BoxError> {
+        let (ready_tx, ready) = mpsc::channel::<Result<(), String>>();
         let (stop, stop_rx) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name("chaos-lock".into())
-            .spawn(move || {
-                let take = || -> rusqlite::Result<Connection> {
-                    let c = Connection::open(&path)?;
-                    // Waits for the engine's own write in progress, then holds the lock.
-                    c.busy_timeout(Duration::from_secs(5))?;
-                    c.execute_batch("BEGIN IMMEDIATE")?;
-                    Ok(c)
-                };
-                let conn = match take() {
-                    Ok(c) => {
-                        let _ = ready_tx.send(Ok(()));
-                        c
-                    }
-                    Err(e) => {
-                        let msg = format!("cannot take the write lock: {e}");
-                        let _ = ready_tx.send(Err(msg.clone()));
-                        return Err(msg);
-                    }
-                };
-                // Held until healed (or the fault is dropped: the sender goes away).
-                let _ = stop_rx.recv();
-                conn.execute_batch("COMMIT").map_err(|e| e.to_string())
-            })?;
-        ready_rx
+            .name(name.into())
+            .spawn(move || keep(&ready_tx, stop_rx))?;
+        ready
             .recv_timeout(STOP_WITHIN)
-            .map_err(|_| "the lock holder did not report within 10 s".to_owned())??;
-        Ok(Box::new(LockHolder { stop, thread }))
+            .map_err(|_| format!("{name} did not report within 10 s"))??;
+        Ok(Box::new(Holder { stop, thread }))
     }
 }
 
-impl ActiveFault for LockHolder {
+impl ActiveFault for Holder {
     fn heal(self: Box<Self>) -> Result<Option<String>, BoxError> {
         let _ = self.stop.send(());
         match self.thread.join() {
-            Ok(Ok(())) => Ok(Some("the lock holder committed".into())),
+            Ok(Ok(note)) => Ok(Some(note)),
             Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err("the lock holder panicked".into()),
+            Err(_) => Err("the fault's thread panicked".into()),
         }
     }
+}
+
+/// `locked_db`: a connection of its own holds the write lock until told to commit.
+fn lock_holder(system: &Arc<System>) -> Result<Box<dyn ActiveFault>, BoxError> {
+    let path = system.db_path().to_path_buf();
+    Holder::spawn(
+        "chaos-lock",
+        Box::new(move |ready, stop| {
+            let take = || -> rusqlite::Result<Connection> {
+                let c = Connection::open(&path)?;
+                // Waits for the engine's own write in progress, then holds the lock.
+                c.busy_timeout(Duration::from_secs(5))?;
+                c.execute_batch("BEGIN IMMEDIATE")?;
+                Ok(c)
+            };
+            let conn = match take() {
+                Ok(c) => c,
+                Err(e) => {
+                    let msg = format!("cannot take the write lock: {e}");
+                    let _ = ready.send(Err(msg.clone()));
+                    return Err(msg);
+                }
+            };
+            let _ = ready.send(Ok(()));
+            // Held until healed (or the fault is dropped: the sender goes away).
+            let _ = stop.recv();
+            conn.execute_batch("COMMIT").map_err(|e| e.to_string())?;
+            Ok("the lock holder committed".into())
+        }),
+    )
 }
 
 /// Extra writers on the same store until told to stop.
@@ -281,7 +296,7 @@ struct Cascade {
 
 impl Cascade {
     fn start(system: &Arc<System>, after: Duration) -> Result<Box<dyn ActiveFault>, BoxError> {
-        let lock = LockHolder::start(system)?;
+        let lock = lock_holder(system)?;
         let (stop, stop_rx) = mpsc::channel::<()>();
         let s = Arc::clone(system);
         let second = std::thread::Builder::new()

@@ -46,13 +46,15 @@ pub fn gauges(s: &System) -> Vec<Gauge> {
             e.index().len() as f64,
         ),
     ];
+    // One report per scrape: the store's event count is read once, by it.
+    let h = e.health();
     let counts = [
-        ("events", "Events stored", e.event_count()),
-        ("facts", "Facts stored", e.fact_count()),
+        ("events", "Events stored", h.events_stored.ok_or(())),
+        ("facts", "Facts stored", e.fact_count().map_err(drop)),
         (
             "pending_events",
             "Events consolidation has not examined yet (the backlog)",
-            e.unconsolidated_count(),
+            e.unconsolidated_count().map_err(drop),
         ),
     ];
     for (name, help, n) in counts {
@@ -60,7 +62,6 @@ pub fn gauges(s: &System) -> Vec<Gauge> {
             out.push(Gauge::new(name, help, n as f64));
         }
     }
-    let h = e.health();
     for b in &h.breakers {
         let state = match b.state {
             BreakerState::Closed => 0.0,

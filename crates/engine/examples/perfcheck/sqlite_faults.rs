@@ -5,7 +5,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use perfcheck::harness::{ActiveFault, BoxError};
@@ -15,6 +14,7 @@ use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::Connection;
 
 use crate::engine_load::System;
+use crate::faults::Holder;
 
 /// Per-statement delay of `slow_db`.
 pub const SLOW_DB_DELAY: Duration = Duration::from_millis(10);
@@ -142,69 +142,45 @@ impl ActiveFault for PageCap {
     }
 }
 
-/// A thread that keeps something until told to let go.
-struct Holder {
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<Result<String, String>>,
-}
-
-impl ActiveFault for Holder {
-    fn heal(self: Box<Self>) -> Result<Option<String>, BoxError> {
-        let _ = self.stop.send(());
-        match self.thread.join() {
-            Ok(Ok(note)) => Ok(Some(note)),
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err("the fault's thread panicked".into()),
-        }
-    }
-}
-
 /// `pool_exhausted`: every read connection checked out and held.
 pub fn pool_exhausted(system: &Arc<System>) -> Result<Box<dyn ActiveFault>, BoxError> {
-    let (ready_tx, ready) = mpsc::channel::<Result<usize, String>>();
-    let (stop, stop_rx) = mpsc::channel::<()>();
     let s = Arc::clone(system);
-    let thread = std::thread::Builder::new()
-        .name("chaos-pool".into())
-        .spawn(move || {
+    Holder::spawn(
+        "chaos-pool",
+        Box::new(move |ready, stop| {
             let held = match s.engine().store().hold_read_connections() {
                 Ok(h) => h,
                 Err(e) => {
                     let msg = format!("cannot take the read connections: {e}");
-                    let _ = ready_tx.send(Err(msg.clone()));
+                    let _ = ready.send(Err(msg.clone()));
                     return Err(msg);
                 }
             };
-            let n = s.engine().store().pool_usage().2;
-            let _ = ready_tx.send(Ok(n));
-            let _ = stop_rx.recv();
+            let _ = ready.send(Ok(()));
+            let _ = stop.recv();
             drop(held);
-            Ok(format!("{n} read connections held"))
-        })?;
-    ready
-        .recv_timeout(Duration::from_secs(10))
-        .map_err(|_| "the pool holder did not report within 10 s".to_owned())??;
-    Ok(Box::new(Holder { stop, thread }))
+            Ok(format!(
+                "{} read connections held",
+                s.engine().store().pool_usage().2
+            ))
+        }),
+    )
 }
 
 /// `flaky_lock`: another connection takes the write lock in random bursts of 5 to 30 ms,
 /// about a third of the time.
 pub fn flaky_lock(system: &Arc<System>) -> Result<Box<dyn ActiveFault>, BoxError> {
-    let path = system.db_path().to_path_buf();
-    let (stop, stop_rx) = mpsc::channel::<()>();
-    let conn = Connection::open(&path)?;
+    let conn = Connection::open(system.db_path())?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    let thread = std::thread::Builder::new()
-        .name("chaos-flaky-lock".into())
-        .spawn(move || {
+    Holder::spawn(
+        "chaos-flaky-lock",
+        Box::new(move |ready, stop| {
+            let _ = ready.send(Ok(()));
             let mut rng = ChaCha8Rng::seed_from_u64(7);
             let mut bursts = 0u64;
             loop {
                 let gap = Duration::from_millis(rng.random_range(10..50));
-                if !matches!(
-                    stop_rx.recv_timeout(gap),
-                    Err(mpsc::RecvTimeoutError::Timeout)
-                ) {
+                if !matches!(stop.recv_timeout(gap), Err(mpsc::RecvTimeoutError::Timeout)) {
                     return Ok(format!("{bursts} lock bursts"));
                 }
                 conn.execute_batch("BEGIN IMMEDIATE")
@@ -214,6 +190,6 @@ pub fn flaky_lock(system: &Arc<System>) -> Result<Box<dyn ActiveFault>, BoxError
                     .map_err(|e| format!("cannot release the write lock: {e}"))?;
                 bursts += 1;
             }
-        })?;
-    Ok(Box::new(Holder { stop, thread }))
+        }),
+    )
 }

@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::embed::{term_set, word_hash, words};
+use crate::embed::term_set;
 use crate::error::Result;
 use crate::index::Hit;
-use crate::recall::{RecallResult, RerankWeights};
+use crate::recall::{lexical_overlap, recency, RecallResult, RerankWeights};
 use crate::store::Store;
 
 /// How a degraded recall was answered.
@@ -104,20 +104,11 @@ pub fn lexical(
     let rows = store.recent_texts(window)?;
     let half_life = weights.recency_half_life_s.max(1.0);
     let mut scored: Vec<(f32, usize)> = Vec::new();
-    if !terms.is_empty() {
-        for (i, (_, ts, text)) in rows.iter().enumerate() {
-            let mut seen = vec![false; terms.len()];
-            for w in words(text) {
-                if let Ok(j) = terms.binary_search(&word_hash(w)) {
-                    seen[j] = true;
-                }
-            }
-            let lexical = seen.iter().filter(|&&s| s).count() as f32 / terms.len() as f32;
-            if lexical > 0.0 {
-                let age = (now_ts - ts).max(0) as f64;
-                let recency = 0.5f64.powf(age / half_life) as f32;
-                scored.push((weights.lexical * lexical + weights.recency * recency, i));
-            }
+    for (i, (_, ts, text)) in rows.iter().enumerate() {
+        let lexical = lexical_overlap(&terms, text);
+        if lexical > 0.0 {
+            let r = recency(now_ts, *ts, half_life);
+            scored.push((weights.lexical * lexical + weights.recency * r, i));
         }
     }
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(rows[b.1].0.cmp(&rows[a.1].0)));

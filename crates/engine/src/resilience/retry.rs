@@ -87,11 +87,6 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    /// A deadline `budget` from now.
-    pub fn after(budget: Duration) -> Deadline {
-        Deadline::started_ago(budget, Duration::ZERO)
-    }
-
     /// A deadline `budget` after an operation that started `ago` before now.
     pub fn started_ago(budget: Duration, ago: Duration) -> Deadline {
         let now = Instant::now();
@@ -110,11 +105,6 @@ impl Deadline {
     /// Time since the operation started.
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
-    }
-
-    /// The instant it passes.
-    pub fn instant(&self) -> Instant {
-        self.at
     }
 }
 
